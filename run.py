@@ -1,0 +1,95 @@
+"""simclr_controlled entry point: `python run.py --mode=MODE [flags]`.
+
+Modes: show (sample grid of a dataset), train (SimCLR), probe (analyses of one
+trained model), analyze (figures and claims of an experiment), reproduce (the
+whole paper experiment). Flags follow google-research/simclr where SimCLR has
+the concept. Flags are parsed once here into a frozen `Config`.
+
+Bad input: one line on stderr naming the flag or file and what is allowed,
+exit status 2, nothing written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # noqa: E402
+
+from simclr_controlled.config import MODES, STRATEGIES  # noqa: E402
+
+F = flags.FLAGS
+flags.DEFINE_string("mode", "train", f"One of {', '.join(MODES)}.")
+flags.DEFINE_string("dataset", "hierarchy", "hierarchy or dsprites_mod.")
+flags.DEFINE_string("model_dir", "", "Folder of one model: checkpoints, metrics, results.")
+flags.DEFINE_integer("seed", 0, "Fixes the dataset, the initialization and the augmentations.")
+# Dataset (SPEC §1).
+flags.DEFINE_string("branching", "10,10,10,10", "hierarchy: branching factor per level, top first.")
+flags.DEFINE_integer("mask_size", 38, "hierarchy: mask side in pixels.")
+flags.DEFINE_integer("crop_size", 28, "hierarchy: random-crop side (no resize).")
+flags.DEFINE_float("val_fraction", 0.1, "hierarchy: fraction of items held out.")
+flags.DEFINE_string("shape", "square", "dsprites_mod: sprite shape (square, ellipse, heart).")
+# Model and augmentation (SPEC §2).
+flags.DEFINE_string("model", None, "lenet or resnet18 (default: the paper's for the dataset).")
+flags.DEFINE_float("width_multiplier", 1.0, "Scales the backbone's widths.")
+flags.DEFINE_string("head_widths", None, "Three comma-separated projection-head widths.")
+flags.DEFINE_string("augment", None, "hierarchy: crop; dsprites_mod: none, color_jitter, "
+                    "random_crop, crop_jitter (default: crop / crop_jitter).")
+flags.DEFINE_float("color_jitter_strength", 0.5, "Colour distortion strength s.")
+flags.DEFINE_bool("flip", False, "Random left-right flips (off: they change x-position).")
+# Optimisation (SimCLR names; defaults are the paper's for the dataset).
+flags.DEFINE_float("temperature", None, "NT-Xent temperature.")
+flags.DEFINE_integer("train_batch_size", None, "Global batch size (items; two views each).")
+flags.DEFINE_integer("train_epochs", None, "Training epochs.")
+flags.DEFINE_integer("train_steps", 0, "If > 0, overrides train_epochs.")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate (constant).")
+flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay of Adam.")
+flags.DEFINE_integer("checkpoint_epochs", 10, "Save a checkpoint every this many epochs.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
+flags.DEFINE_integer("eval_every_epochs", 0, "hierarchy: record the Fig. 2 statistics every this "
+                     "many epochs (0: only in --mode=probe).")
+flags.DEFINE_integer("steps_per_loop", 0, "Steps per tf.function call (0: automatic).")
+flags.DEFINE_integer("log_every_steps", 0, "Unused unless > 0: progress every this many steps.")
+flags.DEFINE_string("strategy", "auto", f"One of {', '.join(STRATEGIES)}.")
+flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu (or auto).")
+flags.DEFINE_string("jit_compile", "auto", "XLA: auto (on for TPU/GPU, off on CPU), on, off.")
+flags.DEFINE_string("mixed_precision", "auto", "auto (bfloat16 on TPU), off, bfloat16.")
+flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bitwise-reproducible runs).")
+
+
+def config_from_flags():
+    from simclr_controlled.config import Config, parse_int_tuple
+    head = parse_int_tuple(F.head_widths, "head_widths") if F.head_widths else None
+    names = {f.name for f in dataclasses.fields(Config)}
+    kw = {name: F[name].value for name in names if name in F and name not in ("branching", "head_widths")}
+    return Config(branching=parse_int_tuple(F.branching, "branching"), head_widths=head, **kw)
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        rest = F(argv)
+    except flags.Error as e:
+        fail(str(e).splitlines()[0])
+    if len(rest) > 1:
+        fail(f"unexpected argument {rest[1]!r}; flags are given as --name=value")
+    if F.mode not in MODES:
+        fail(f"--mode: unknown mode {F.mode!r}; allowed: {', '.join(MODES)}")
+    from simclr_controlled.errors import UsageError
+    from simclr_controlled import modes
+    try:
+        config = config_from_flags().with_dataset_defaults()
+        return modes.run(config)
+    except UsageError as e:
+        fail(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,232 @@
+"""Linear decodability (SPEC §3, paper Sec. 3 and App. A.2 "Decoding").
+
+A linear softmax decoder reads one factor (color, scale, position) from the
+frozen activations of one layer. Paper settings: 500 epochs, batch 256, Adam
+with cosine learning-rate decay, grid learning rate {1e-2, 1e-3, 1e-4} x
+weight decay {0, 1e-4, 1e-2}; the score is the best validation accuracy over
+epochs and grid points.
+
+The G grid points train together as ONE computation: their weights are the
+column blocks of a single [d, G*C] matrix, so each step is one [B, d] x
+[d, G*C] matmul forward and one [d, B] x [B, G*C] matmul for the weight
+gradient, followed by an Adam update vectorized over the grid (per-column
+learning rates and weight decays). The whole training run (all epochs, all
+steps, per-epoch validation) is one XLA-compiled `tf.function`, so neither
+Python nor per-op dispatch sits in the inner loop.
+
+Choices where the paper is silent (documented, and the same for every
+grid point, so the grid points differ ONLY in learning rate and weight decay):
+- Initialization: zeros (weights and biases). Softmax regression is convex,
+  so the start matters little; zeros are deterministic and identical across
+  the grid, and `seed` then only drives the minibatch order.
+- Minibatch order: a fresh permutation per epoch, drawn statelessly from
+  (seed, epoch); every grid point sees the same batches. The last, partial
+  batch of an epoch is kept (as Keras `fit` does): it is padded to the full
+  batch size with zero-weight rows, and the loss is the mean over its real rows.
+- Weight decay: an L2 penalty wd/2 * ||W||^2 added to each grid point's
+  loss (gradient wd * W), on the weights only, not the biases. This is the
+  L2-in-the-loss form SimCLR uses for its linear evaluation head (its
+  `tf.nn.l2_loss` terms, which exclude the head's bias); it goes through Adam
+  like the data gradient (not decoupled AdamW). Biases are left undecayed
+  because penalising them only shifts the class priors.
+- Adam: Keras defaults (beta_1 0.9, beta_2 0.999, epsilon 1e-7, Keras's bias
+  correction folded into the step size). Cosine decay to 0 over all
+  epochs * steps_per_epoch steps, step t (from 0) using
+  lr * (1 + cos(pi * t / T)) / 2, as `keras.optimizers.schedules.CosineDecay`
+  with alpha 0.
+- Inputs: no standardization (the paper does not mention one); the
+  activations are fed as they are, in float32.
+- Accuracy ties in argmax go to the lowest class index (tf.argmax); the best
+  score's ties go to the earliest grid point (grid order: learning rates
+  outer, weight decays inner), then the earliest epoch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from simclr_controlled.errors import UsageError
+
+LEARNING_RATES = (1e-2, 1e-3, 1e-4)
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-2)
+_BETA_1 = 0.9
+_BETA_2 = 0.999
+_EPSILON = 1e-7
+JIT = True
+
+
+def chance(num_classes: int) -> float:
+    """Chance accuracy of a `num_classes`-way decoder (Fig. 3: 1/10, 1/6, 1/256)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise UsageError(f"num_classes: must be a positive integer, got {num_classes!r}")
+    return 1.0 / int(num_classes)
+
+
+def _check_features(name: str, x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise UsageError(f"{name}: must be a non-empty 2-D array [examples, features], "
+                         f"got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise UsageError(f"{name}: must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise UsageError(f"{name}: must be finite (found NaN or inf)")
+    return x
+
+
+def _check_labels(name: str, y, n: int, num_classes: int, x_name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise UsageError(f"{name}: must be a 1-D integer array, got shape {y.shape} "
+                         f"dtype {y.dtype}")
+    if y.shape[0] != n:
+        raise UsageError(f"{name}: length {y.shape[0]} does not match {x_name} ({n} examples)")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise UsageError(f"{name}: labels must lie in [0, num_classes={num_classes}), "
+                         f"got range [{y.min()}, {y.max()}]")
+    return y.astype(np.int32)
+
+
+def _check_grid(name: str, values, minimum_ok) -> tuple:
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name}: must be a non-empty sequence of numbers, got {values!r}")
+    if not values or not all(math.isfinite(v) and minimum_ok(v) for v in values):
+        raise UsageError(f"{name}: must be a non-empty sequence of "
+                         f"{'positive' if name == 'learning_rates' else 'non-negative'} "
+                         f"finite numbers, got {values!r}")
+    return values
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UsageError(f"{name}: must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+@tf.function(jit_compile=JIT)
+def _train_grid(x, y, val_x, val_y, lr, wd, seed, *, num_classes, epochs, batch_size):
+    """Trains G = len(lr) softmax decoders at once; returns correct counts [epochs, G].
+
+    x [N, d], y [N] int32, val_x [M, d], val_y [M] int32, lr / wd [G] float32,
+    seed int32 scalar. Static: num_classes, epochs, batch_size (shapes).
+    """
+    n = tf.shape(x)[0]
+    d = x.shape[1]
+    g = lr.shape[0]
+    c = num_classes
+    gc = g * c
+    steps = (x.shape[0] + batch_size - 1) // batch_size
+    padded = steps * batch_size
+    total_steps = float(epochs * steps)
+
+    # Per-column (grid-point-major) hyperparameters, so the update of the
+    # [d, G*C] weight matrix is one elementwise expression.
+    lr_cols = tf.repeat(lr, c)[tf.newaxis, :]
+    wd_cols = tf.repeat(wd, c)[tf.newaxis, :]
+    onehot = tf.one_hot(y, c, dtype=tf.float32)
+    val_y_col = val_y[:, tf.newaxis]
+
+    w = tf.zeros([d, gc])
+    b = tf.zeros([1, gc])
+    m_w = tf.zeros([d, gc])
+    v_w = tf.zeros([d, gc])
+    m_b = tf.zeros([1, gc])
+    v_b = tf.zeros([1, gc])
+    correct = tf.TensorArray(tf.int32, size=epochs)
+    t = tf.constant(0.0)
+
+    for epoch in tf.range(epochs):
+        # Same permutation for every grid point; stateless, so it depends
+        # only on (seed, epoch). Padding rows carry weight 0.
+        keys = tf.random.stateless_uniform([x.shape[0]], seed=tf.stack([seed, epoch]))
+        order = tf.argsort(keys, stable=True)
+        order = tf.reshape(
+            tf.concat([order, tf.zeros([padded - x.shape[0]], tf.int32)], 0),
+            [steps, batch_size])
+        for step in tf.range(steps):
+            idx = order[step]
+            xb = tf.gather(x, idx)
+            rw = tf.cast(tf.range(batch_size) + step * batch_size < n, tf.float32)
+            rw = rw / tf.reduce_sum(rw)
+            logits = tf.matmul(xb, w) + b
+            probs = tf.nn.softmax(tf.reshape(logits, [batch_size, g, c]), axis=-1)
+            # d(mean cross-entropy)/d(logits), per grid point.
+            dlogits = (probs - tf.gather(onehot, idx)[:, tf.newaxis, :]) \
+                * rw[:, tf.newaxis, tf.newaxis]
+            dlogits = tf.reshape(dlogits, [batch_size, gc])
+            grad_w = tf.matmul(xb, dlogits, transpose_a=True) + wd_cols * w
+            grad_b = tf.reduce_sum(dlogits, axis=0, keepdims=True)
+
+            t = t + 1.0
+            cosine = 0.5 * (1.0 + tf.cos(math.pi * (t - 1.0) / total_steps))
+            step_size = lr_cols * (cosine * tf.sqrt(1.0 - _BETA_2 ** t) / (1.0 - _BETA_1 ** t))
+            m_w = m_w + (grad_w - m_w) * (1.0 - _BETA_1)
+            v_w = v_w + (tf.square(grad_w) - v_w) * (1.0 - _BETA_2)
+            w = w - step_size * m_w / (tf.sqrt(v_w) + _EPSILON)
+            m_b = m_b + (grad_b - m_b) * (1.0 - _BETA_1)
+            v_b = v_b + (tf.square(grad_b) - v_b) * (1.0 - _BETA_2)
+            b = b - step_size * m_b / (tf.sqrt(v_b) + _EPSILON)
+
+        val_logits = tf.reshape(tf.matmul(val_x, w) + b, [val_x.shape[0], g, c])
+        pred = tf.argmax(val_logits, axis=-1, output_type=tf.int32)
+        correct = correct.write(epoch, tf.reduce_sum(
+            tf.cast(tf.equal(pred, val_y_col), tf.int32), axis=0))
+    return correct.stack()
+
+
+def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 500,
+           batch_size: int = 256, learning_rates: Sequence[float] = LEARNING_RATES,
+           weight_decays: Sequence[float] = WEIGHT_DECAYS, seed: int = 0) -> dict:
+    """Linear decodability of one factor from one layer (SPEC §3, App. A.2).
+
+    Trains one linear softmax decoder per (learning rate, weight decay) grid
+    point on (train_x, train_y), all at once, and validates every epoch.
+    Returns a JSON-friendly dict: best_val_accuracy (max over epochs and grid),
+    best_learning_rate, best_weight_decay, best_epoch (1-based: epochs trained),
+    val_accuracy [G][epochs], grid [[lr, wd], ...] (learning rates outer).
+    Raises UsageError naming the bad argument.
+    """
+    num_classes = _check_positive_int("num_classes", num_classes)
+    if num_classes < 2:
+        raise UsageError(f"num_classes: a decoder needs at least 2 classes, got {num_classes}")
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed < 2 ** 31:
+        raise UsageError(f"seed: must be an integer in [0, 2**31), got {seed!r}")
+    lrs = _check_grid("learning_rates", learning_rates, lambda v: v > 0)
+    wds = _check_grid("weight_decays", weight_decays, lambda v: v >= 0)
+    train_x = _check_features("train_x", train_x)
+    val_x = _check_features("val_x", val_x)
+    if val_x.shape[1] != train_x.shape[1]:
+        raise UsageError(f"val_x: has {val_x.shape[1]} features, train_x has "
+                         f"{train_x.shape[1]}")
+    train_y = _check_labels("train_y", train_y, train_x.shape[0], num_classes, "train_x")
+    val_y = _check_labels("val_y", val_y, val_x.shape[0], num_classes, "val_x")
+    batch_size = min(batch_size, train_x.shape[0])
+
+    grid = [(lr, wd) for lr in lrs for wd in wds]
+    correct = _train_grid(
+        tf.constant(train_x), tf.constant(train_y), tf.constant(val_x), tf.constant(val_y),
+        tf.constant([p[0] for p in grid], tf.float32),
+        tf.constant([p[1] for p in grid], tf.float32),
+        tf.constant(int(seed), tf.int32),
+        num_classes=num_classes, epochs=epochs, batch_size=batch_size).numpy()
+    acc = correct.T.astype(np.float64) / val_x.shape[0]  # [G, epochs]
+    # First maximum in (grid point, epoch) order: earliest grid point, then epoch.
+    best_g, best_e = np.unravel_index(int(np.argmax(acc)), acc.shape)
+    return {
+        "best_val_accuracy": float(acc[best_g, best_e]),
+        "best_learning_rate": grid[best_g][0],
+        "best_weight_decay": grid[best_g][1],
+        "best_epoch": int(best_e) + 1,
+        "val_accuracy": acc.tolist(),
+        "grid": [[lr, wd] for lr, wd in grid],
+    }

@@ -1,0 +1,307 @@
+"""SimCLR training under tf.distribute (SPEC §2, issue 4).
+
+One custom loop for every strategy: a `tf.function` runs several steps per
+call through `strategy.run`; each step computes the NT-Xent loss on the two
+views of the global batch (negatives gathered across replicas), and Adam
+updates the backbone and projection head. The learning rate is constant, as
+in the paper (Adam 1e-3, no schedule is mentioned).
+
+Files in `model_dir` (chief only): `config.json`, `ckpt/` (TF checkpoints,
+every `checkpoint_epochs` and at the end), `metrics.jsonl` (one line per loop
+call), `stats.jsonl` (the `eval_hook` output every `eval_every_epochs`), and
+`tb/` (TensorBoard). A run resumes from the latest checkpoint in `model_dir`;
+lines of the jsonl files written after that checkpoint are dropped, so the
+resumed run's records equal an uninterrupted run's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from typing import Any, Callable
+
+import keras
+import tensorflow as tf
+
+from simclr_controlled import augment as augment_lib
+from simclr_controlled import input_pipeline, io, losses, models
+from simclr_controlled import strategy as strategy_lib
+from simclr_controlled.config import Config
+from simclr_controlled.datasets import Dataset
+
+EvalHook = Callable[[keras.Model, int, int], dict]
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss; the last checkpoint is kept."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived; a checkpoint was saved."""
+
+
+@dataclasses.dataclass
+class TrainState:
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+    manager: tf.train.CheckpointManager
+    strategy: tf.distribute.Strategy
+
+
+def input_shape(config: Config, dataset: Dataset) -> tuple[int, int, int]:
+    h, w, c = dataset.images.shape[1:]
+    if config.dataset == "hierarchy":
+        return (config.crop_size, config.crop_size, c)
+    return (h, w, c)
+
+
+def augment_fn(config: Config):
+    crop = config.crop_size if config.augment == "crop" else None
+    return augment_lib.make_augment(config.augment, crop_size=crop,
+                                    color_jitter_strength=config.color_jitter_strength,
+                                    flip=config.flip)
+
+
+def total_steps(config: Config, dataset: Dataset) -> int:
+    per_epoch = input_pipeline.steps_per_epoch(len(dataset.train_idx), config.train_batch_size)
+    return config.train_steps or config.train_epochs * per_epoch
+
+
+def dtype_policy(config: Config, strategy) -> str | None:
+    if config.mixed_precision == "bfloat16" or (
+            config.mixed_precision == "auto" and strategy_lib.is_tpu(strategy)):
+        return "mixed_bfloat16"
+    return None
+
+
+def build_state(config: Config, dataset: Dataset, strategy, ckpt_dir: str) -> TrainState:
+    """Model, optimizer, step counter and checkpoint manager, restored if possible."""
+    with strategy.scope():
+        model = models.build_model(config.model, input_shape(config, dataset),
+                                   width_multiplier=config.width_multiplier,
+                                   head_widths=config.head_widths, seed=config.seed,
+                                   dtype_policy=dtype_policy(config, strategy))
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate,
+                                          weight_decay=config.weight_decay or None)
+        # Optimizer slots exist before restore, so a checkpoint restores them at once.
+        optimizer.build(model.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=config.keep_checkpoint_max,
+                                         step_counter=step)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return TrainState(model, optimizer, step, manager, strategy)
+
+
+def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: str | None = None,
+                  strategy=None) -> tuple[keras.Model, int]:
+    """The model of `model_dir` at `checkpoint` (default: latest), and its step."""
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = models.build_model(config.model, input_shape(config, dataset),
+                                   width_multiplier=config.width_multiplier,
+                                   head_widths=config.head_widths, seed=config.seed)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    ckpt = tf.train.Checkpoint(model=model, step=step)
+    if checkpoint is not None:
+        ckpt.restore(checkpoint).expect_partial()
+    return model, int(step.numpy())
+
+
+def make_train_loop(config: Config, state: TrainState, jit: bool):
+    """A tf.function running `num_steps` SimCLR steps; returns mean stats."""
+    strategy, model, optimizer = state.strategy, state.model, state.optimizer
+    replicas = strategy.num_replicas_in_sync
+    temperature = float(config.temperature)
+
+    def forward_backward(batch):
+        views = tf.concat([batch["view_a"], batch["view_b"]], axis=0)
+        with tf.GradientTape() as tape:
+            taps = model(views, training=True)
+            loss, accuracy, _ = losses.nt_xent(taps["head_out"], temperature)
+            # Each replica holds the mean over its items; Keras sums the
+            # replicas' gradients, so this scaling makes them a global mean.
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, model.trainable_variables)
+        z = tf.math.l2_normalize(tf.cast(taps["head_out"], tf.float32), axis=1)
+        proj_std = tf.reduce_mean(tf.math.reduce_std(z, axis=0))
+        return grads, loss, accuracy, proj_std
+
+    # XLA of the per-replica computation; the all-reduce stays outside (one
+    # replica or TPU only, where the whole step compiles).
+    if jit and (replicas == 1 or strategy_lib.is_tpu(strategy)):
+        forward_backward = tf.function(forward_backward, jit_compile=True)
+
+    def step_fn(batch):
+        grads, loss, accuracy, proj_std = forward_backward(batch)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, accuracy, proj_std
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+        sums = [tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)]
+        for _ in tf.range(num_steps):
+            out = strategy.run(step_fn, args=(next(iterator),))
+            for k in range(3):
+                sums[k] += strategy.reduce(tf.distribute.ReduceOp.MEAN, out[k], axis=None)
+            state.step.assign_add(1)
+        n = tf.cast(num_steps, tf.float32)
+        return [s / n for s in sums]
+
+    return train_loop
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between loop calls."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _truncate_jsonl(path: str, max_step: int) -> None:
+    """Drops records written after the checkpoint a run resumes from."""
+    if os.path.exists(path):
+        kept = [r for r in io.read_jsonl(path) if r.get("step", 0) <= max_step]
+        io.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _write_view_images(writer, config: Config, dataset: Dataset, step: int) -> None:
+    """A few augmented training views for TensorBoard (channels side by side)."""
+    idx = tf.constant(dataset.train_idx[:4], tf.int64)
+    batch = tf.gather(dataset.images, idx)
+    fn = augment_fn(config)
+    views = tf.concat([fn(batch, augment_lib.view_seeds(config.seed, 0, idx, v)) for v in (0, 1)], 0)
+    if views.shape[-1] != 3:  # hierarchy: one grayscale tile per channel
+        views = tf.concat(tf.unstack(views[..., None], axis=3), axis=2)
+    with writer.as_default():
+        tf.summary.image("augmented_views", views, step=step, max_outputs=8)
+
+
+def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHook | None = None,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains (or resumes) the SimCLR model of `config` in `config.model_dir`.
+
+    Returns the final step, the last loop's mean loss, contrastive accuracy
+    and projection std, and the trained `model`. Raises NonFiniteLoss or
+    Interrupted.
+    """
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
+    chief = strategy_lib.is_chief(strategy)
+    # Non-chief workers take part in every collective save but write to a scratch folder.
+    write_dir = config.model_dir if chief else tempfile.mkdtemp(prefix="simclr_worker_")
+    ckpt_dir = os.path.join(write_dir, "ckpt")
+    state = build_state(config, dataset, strategy, ckpt_dir)
+    start = int(state.step.numpy())
+    final = total_steps(config, dataset)
+    per_epoch = input_pipeline.steps_per_epoch(len(dataset.train_idx), config.train_batch_size)
+    metrics_path = os.path.join(config.model_dir, "metrics.jsonl")
+    stats_path = os.path.join(config.model_dir, "stats.jsonl")
+    if chief:
+        _truncate_jsonl(metrics_path, start)
+        _truncate_jsonl(stats_path, start)
+    if start >= final:
+        log(f"training already finished: step {start}/{final} in {config.model_dir}")
+        return {"step": start, "resumed_from": start, "finished": True, "model": state.model}
+    if start:
+        log(f"resuming from step {start} (epoch {start / per_epoch:.2f}) in {ckpt_dir}")
+
+    input_fn = input_pipeline.train_input_fn(
+        dataset.images, dataset.train_idx, global_batch_size=config.train_batch_size,
+        seed=config.seed, augment_fn=augment_fn(config), start_step=start, total_steps=final)
+    iterator = iter(strategy.distribute_datasets_from_function(input_fn))
+    jit = config.jit_compile == "on" or (config.jit_compile == "auto" and strategy_lib.uses_accelerator(strategy))
+    train_loop = make_train_loop(config, state, jit)
+    steps_per_loop = config.steps_per_loop or min(per_epoch, 100)
+    flops_note = ""
+    writer = tf.summary.create_file_writer(os.path.join(write_dir, "tb"))
+    if chief and start == 0:
+        _write_view_images(writer, config, dataset, 0)
+
+    def run_eval(step: int) -> None:
+        if eval_hook is None or not chief:
+            return
+        record = {"epoch": step // per_epoch, "step": step, **eval_hook(state.model, step // per_epoch, step)}
+        io.append_jsonl(stats_path, record)
+
+    if start == 0 and config.eval_every_epochs:
+        run_eval(0)
+
+    step = start
+    last = {}
+    t_begin = time.perf_counter()
+    with _StopRequest() as stop:
+        while step < final:
+            to_epoch_end = per_epoch - step % per_epoch
+            n = min(steps_per_loop, to_epoch_end, final - step)
+            t0 = time.perf_counter()
+            loss, acc, proj_std = (float(v) for v in train_loop(iterator, tf.constant(n, tf.int64)))
+            dt = time.perf_counter() - t0
+            step += n
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"non-finite loss {loss} at step {step}; the last good checkpoint is kept in "
+                    f"{ckpt_dir} (step {int(state.manager.checkpoint.step) if state.manager.latest_checkpoint else 0})")
+            views_per_s = 2 * config.train_batch_size * n / dt
+            epoch_f = step / per_epoch
+            eta = (final - step) * dt / n
+            last = {"step": step, "epoch": epoch_f, "loss": loss, "contrastive_accuracy": acc,
+                    "projection_std": proj_std, "learning_rate": config.learning_rate,
+                    "views_per_second": views_per_s}
+            log(f"epoch {epoch_f:7.2f}/{final / per_epoch:g}  step {step}/{final}  loss {loss:.4f}  "
+                f"contrastive_acc {acc:.3f}  {views_per_s:,.0f} views/s  ETA {_format_eta(eta)}{flops_note}")
+            if chief:
+                io.append_jsonl(metrics_path, last)
+                with writer.as_default():
+                    for key in ("loss", "contrastive_accuracy", "projection_std", "learning_rate",
+                                "views_per_second"):
+                        tf.summary.scalar(key, last[key], step=step)
+            at_epoch_end = step % per_epoch == 0
+            epoch = step // per_epoch
+            if step >= final or (at_epoch_end and epoch % config.checkpoint_epochs == 0):
+                state.manager.save(checkpoint_number=step)
+            if at_epoch_end and config.eval_every_epochs and epoch % config.eval_every_epochs == 0:
+                run_eval(step)
+            elif step >= final and config.eval_every_epochs:
+                run_eval(step)
+            if stop.signum is not None and step < final:
+                state.manager.save(checkpoint_number=step)
+                raise Interrupted(f"stopped by signal {stop.signum} at step {step}; checkpoint saved "
+                                  f"in {ckpt_dir}; rerun the same command to resume")
+    writer.flush()
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    log(f"training finished: step {step}/{final}, {time.perf_counter() - t_begin:.1f} s")
+    return {**last, "resumed_from": start, "finished": True, "model": state.model}
