@@ -57,14 +57,62 @@ flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu (or auto).")
 flags.DEFINE_string("jit_compile", "auto", "XLA: auto (on for TPU/GPU, off on CPU), on, off.")
 flags.DEFINE_string("mixed_precision", "auto", "auto (bfloat16 on TPU), off, bfloat16.")
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bitwise-reproducible runs).")
+# Probes and experiments (SPEC §3, §4).
+flags.DEFINE_string("checkpoints", "latest", "probe: latest, or all saved checkpoints (over training).")
+flags.DEFINE_integer("decoder_epochs", 500, "probe: epochs of each linear decoder (paper 500).")
+flags.DEFINE_string("experiment", "", "reproduce: hierarchy or dsprites_mod.")
+flags.DEFINE_string("experiment_dir", "", "reproduce/analyze: folder of one experiment.")
+flags.DEFINE_string("preset", "", "reproduce: cpu or paper; loads flags/EXPERIMENT_PRESET.cfg "
+                    "(flags given on the command line win).")
+flags.DEFINE_string("temperatures", "0.1,0.5,1.0", "reproduce hierarchy: one model per temperature.")
+flags.DEFINE_string("augment_presets", "none,color_jitter,random_crop,crop_jitter",
+                    "reproduce dsprites_mod: one model per augmentation preset (plus untrained).")
+
+PRESETS = ("cpu", "paper")
+FLAGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags")
+
+
+def parse_floats(text: str, flag: str) -> tuple[float, ...]:
+    from simclr_controlled.errors import UsageError
+    try:
+        values = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UsageError(f"--{flag}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise UsageError(f"--{flag}: expected comma-separated numbers, got {text!r}")
+    return values
 
 
 def config_from_flags():
     from simclr_controlled.config import Config, parse_int_tuple
-    head = parse_int_tuple(F.head_widths, "head_widths") if F.head_widths else None
+    special = {
+        "branching": parse_int_tuple(F.branching, "branching"),
+        "head_widths": parse_int_tuple(F.head_widths, "head_widths") if F.head_widths else None,
+        "temperatures": parse_floats(F.temperatures, "temperatures"),
+        "augment_presets": tuple(p.strip() for p in F.augment_presets.split(",") if p.strip()),
+    }
     names = {f.name for f in dataclasses.fields(Config)}
-    kw = {name: F[name].value for name in names if name in F and name not in ("branching", "head_widths")}
-    return Config(branching=parse_int_tuple(F.branching, "branching"), head_widths=head, **kw)
+    kw = {name: F[name].value for name in names if name in F and name not in special}
+    return Config(**special, **kw)
+
+
+def with_preset(argv: list[str]) -> list[str]:
+    """Puts flags/EXPERIMENT_PRESET.cfg before the command-line flags, so those win."""
+    def value(name):
+        hits = [a.split("=", 1)[1] for a in argv[1:] if a.startswith(f"--{name}=")]
+        return hits[-1] if hits else ""
+    preset = value("preset")
+    if not preset:
+        return argv
+    if preset not in PRESETS:
+        fail(f"--preset: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
+    experiment = value("experiment")
+    if experiment not in ("hierarchy", "dsprites_mod"):
+        fail("--experiment: required with --preset; allowed: hierarchy, dsprites_mod")
+    path = os.path.join(FLAGS_DIR, f"{experiment}_{preset}.cfg")
+    if not os.path.isfile(path):
+        fail(f"--preset: {path} not found")
+    return argv[:1] + [f"--flagfile={path}"] + argv[1:]
 
 
 def fail(message: str) -> None:
@@ -73,6 +121,7 @@ def fail(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    argv = with_preset(argv)
     try:
         rest = F(argv)
     except flags.Error as e:

@@ -10,6 +10,7 @@ setuptools.setup(
     python_requires=">=3.10",
     install_requires=[
         "tensorflow==2.21.*",
+        "tensorboard",  # tf.summary needs it; TF 2.21 no longer installs it
         "keras>=3.10,<4",
         "numpy",
         "scikit-learn",

@@ -496,9 +496,12 @@ def _kendall_tau(order_a: list[str], order_b: list[str]) -> float:
 def check_h5(sim: Mapping, seed: int = 0) -> Claim:
     """H5 (Fig. B.2, B.3), at every temperature, layer and split.
 
-    (i) level-0 across-class similarity is below every other statistic;
-    (ii) within-class > across-class at each level where both exist;
-    (iii) train and validation order the statistics' means identically.
+    (i) level-0 across-class similarity is below every other statistic
+    (``part="lowest"``; within_0 > across_0 is judged once, under (ii));
+    (ii) within-class > across-class at each level where both exist
+    (``part="within>across"``);
+    (iii) train and validation order the statistics' means identically
+    (``part="agree"``).
     Per-item rules: see the module docstring.
     """
     text = ("H5 (Fig. B.2, B.3): at every temperature, layer and split, items "
@@ -536,24 +539,29 @@ def check_h5(sim: Mapping, seed: int = 0) -> Claim:
                                      "a": None, "b": None, "diff": None,
                                      "ci_lo": None, "ci_hi": None,
                                      "holds": False,
-                                     "method": "across_0 absent (no pairs)"})
+                                     "method": "across_0 absent (no pairs)",
+                                     "part": "lowest"})
                 else:
+                    # within_0 > across_0 is judged once, in the loop below;
+                    # it serves both parts.
                     for k in orders[split]:
-                        if k != "across_0":
-                            evidence.append(_item_comparison(
+                        if k not in ("across_0", "within_0"):
+                            evidence.append(dict(_item_comparison(
                                 f"{tag}: {k} > across_0", stats[k][1],
-                                stats["across_0"][1], seed))
+                                stats["across_0"][1], seed), part="lowest"))
                 for l in range(n_lev):
                     w, a = f"within_{l}", f"across_{l}"
                     if w in stats and a in stats:
-                        evidence.append(_item_comparison(
-                            f"{tag}: {w} > {a}", stats[w][1], stats[a][1], seed))
+                        evidence.append(dict(_item_comparison(
+                            f"{tag}: {w} > {a}", stats[w][1], stats[a][1], seed),
+                            part="within>across"))
             what = f"{_tname(t)} {layer}: train and validation order agree"
             if not all(s in orders for s in SPLITS):
                 evidence.append({"what": what, "a": orders.get("train"),
                                  "b": orders.get("validation"), "diff": None,
                                  "ci_lo": None, "ci_hi": None, "holds": False,
-                                 "method": "a split is missing"})
+                                 "method": "a split is missing",
+                                 "part": "agree"})
                 continue
             common = set(orders["train"]) & set(orders["validation"])
             tr = [k for k in orders["train"] if k in common]
@@ -564,7 +572,7 @@ def check_h5(sim: Mapping, seed: int = 0) -> Claim:
                              "ci_lo": None, "ci_hi": None,
                              "holds": bool(tr == va and len(tr) > 0),
                              "kendall_tau": _kendall_tau(tr, va),
-                             "method": "same order of means",
+                             "method": "same order of means", "part": "agree",
                              **({"in_one_split_only": only} if only else {})})
     return _verdict_from("H5", text, evidence, reported)
 

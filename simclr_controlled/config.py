@@ -18,6 +18,7 @@ from simclr_controlled.errors import UsageError
 MODES = ("show", "train", "probe", "analyze", "reproduce")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 AUTO_ON_OFF = ("auto", "on", "off")
+EXPERIMENTS = ("hierarchy", "dsprites_mod")
 
 # Paper settings (SPEC §2; paper Sec. 2, App. A.1, A.2).
 PAPER_DEFAULTS = {
@@ -75,6 +76,13 @@ class Config:
     jit_compile: str = "auto"
     mixed_precision: str = "auto"
     deterministic: bool = False
+    # Probes and experiments (SPEC §3, §4).
+    checkpoints: str = "latest"
+    decoder_epochs: int = 500
+    experiment_dir: str = ""
+    experiment: str = ""
+    temperatures: tuple = (0.1, 0.5, 1.0)
+    augment_presets: tuple = ("none", "color_jitter", "random_crop", "crop_jitter")
 
     def with_dataset_defaults(self) -> "Config":
         """Fills every `None` field with the paper's value for `dataset`."""
@@ -153,6 +161,15 @@ def validate(config: Config, num_replicas: int = 1) -> None:
     need(c.log_every_steps >= 0, "log_every_steps", "must be >= 0 (0: automatic)", c.log_every_steps)
     need(c.head_widths is None or (len(c.head_widths) == 3 and all(w > 0 for w in c.head_widths)),
          "head_widths", "three positive integers", c.head_widths)
+    need(c.checkpoints in ("latest", "all"), "checkpoints", "allowed: latest, all", c.checkpoints)
+    need(c.decoder_epochs > 0, "decoder_epochs", "must be a positive integer", c.decoder_epochs)
+    need(len(c.temperatures) > 0 and all(t > 0 for t in c.temperatures), "temperatures",
+         "comma-separated temperatures > 0", c.temperatures)
+    need(all(a in augment_lib.PRESETS for a in c.augment_presets) and len(c.augment_presets) > 0,
+         "augment_presets", f"comma-separated values from {', '.join(augment_lib.PRESETS)}",
+         c.augment_presets)
+    need(c.experiment in ("",) + EXPERIMENTS, "experiment", f"allowed: {', '.join(EXPERIMENTS)}",
+         c.experiment)
     need(c.shape in ("square", "ellipse", "heart"), "shape", "allowed: square, ellipse, heart", c.shape)
     need(0 < c.val_fraction < 1, "val_fraction", "must be in the open interval (0, 1)", c.val_fraction)
     need(0 < c.crop_size <= c.mask_size, "crop_size",

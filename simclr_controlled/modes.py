@@ -62,4 +62,13 @@ def run(config: Config) -> int:
         return show(config)
     if config.mode == "train":
         return train(config)
-    raise UsageError(f"--mode: {config.mode} is not available yet; allowed: show, train")
+    if config.mode == "probe":
+        from simclr_controlled import probe
+        probe.run(config)
+        return 0
+    if config.mode == "analyze":
+        from simclr_controlled import analyze
+        analyze.run(config)
+        return 0
+    from simclr_controlled import reproduce
+    return reproduce.run(config)

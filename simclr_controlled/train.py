@@ -81,6 +81,16 @@ def dtype_policy(config: Config, strategy) -> str | None:
     return None
 
 
+def model_weights(model: keras.Model) -> list:
+    """What checkpoints track of the model: every weight, by position.
+
+    Keras 3 models are not tracked by attribute in a tf.train.Checkpoint, and
+    layer names depend on what else the process built, so weights are
+    tracked as the model's ordered weight list (fixed by the architecture).
+    """
+    return list(model.weights)
+
+
 def build_state(config: Config, dataset: Dataset, strategy, ckpt_dir: str) -> TrainState:
     """Model, optimizer, step counter and checkpoint manager, restored if possible."""
     with strategy.scope():
@@ -93,7 +103,7 @@ def build_state(config: Config, dataset: Dataset, strategy, ckpt_dir: str) -> Tr
         # Optimizer slots exist before restore, so a checkpoint restores them at once.
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    ckpt = tf.train.Checkpoint(model_weights=model_weights(model), optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=config.keep_checkpoint_max,
                                          step_counter=step)
     if manager.latest_checkpoint:
@@ -110,10 +120,18 @@ def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: 
                                    width_multiplier=config.width_multiplier,
                                    head_widths=config.head_widths, seed=config.seed)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-    ckpt = tf.train.Checkpoint(model=model, step=step)
+    ckpt = tf.train.Checkpoint(model_weights=model_weights(model), step=step)
     if checkpoint is not None:
-        ckpt.restore(checkpoint).expect_partial()
+        ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
     return model, int(step.numpy())
+
+
+def save_initial(config: Config, dataset: Dataset, strategy=None) -> str:
+    """Saves the untrained model (step 0) of `config` unless a checkpoint exists:
+    the `untrained` baseline shares the trained models' initialization."""
+    strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
+    state = build_state(config, dataset, strategy, os.path.join(config.model_dir, "ckpt"))
+    return state.manager.latest_checkpoint or state.manager.save(checkpoint_number=0)
 
 
 def make_train_loop(config: Config, state: TrainState, jit: bool):
@@ -147,14 +165,13 @@ def make_train_loop(config: Config, state: TrainState, jit: bool):
 
     @tf.function
     def train_loop(iterator, num_steps):
-        sums = [tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)]
+        mean = lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)  # noqa: E731
+        sums = tf.zeros([3])
         for _ in tf.range(num_steps):
             out = strategy.run(step_fn, args=(next(iterator),))
-            for k in range(3):
-                sums[k] += strategy.reduce(tf.distribute.ReduceOp.MEAN, out[k], axis=None)
+            sums += tf.stack([mean(v) for v in out])
             state.step.assign_add(1)
-        n = tf.cast(num_steps, tf.float32)
-        return [s / n for s in sums]
+        return sums / tf.cast(num_steps, tf.float32)
 
     return train_loop
 

@@ -1,15 +1,26 @@
 """Test session setup: two logical CPU devices, so MirroredStrategy tests run
-with two real replicas on this one-CPU machine. Must run before TF starts."""
+with two real replicas on this one-CPU machine. Must run before TF starts
+(listing devices first would start the runtime and freeze the configuration).
+"""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-if len(tf.config.list_logical_devices("CPU")) < 2:
-    try:
-        tf.config.set_logical_device_configuration(
-            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-    except RuntimeError:  # TF already initialised by a plugin; tests needing 2 replicas will say so.
-        pass
+try:
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+except RuntimeError as e:  # the runtime started earlier: say so instead of hiding it
+    raise RuntimeError(f"tests/conftest.py could not create two logical CPUs: {e}") from None
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several MirroredStrategy objects in one process number their collective
+    ops from the same key and can collide, so tests share this one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

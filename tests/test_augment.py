@@ -55,6 +55,8 @@ def test_crop_is_one_window_shared_by_all_channels():
     crop = 7
     out = aug.make_augment("crop", crop_size=crop)(images, _seeds(32)).numpy()
     src = images.numpy()
+    expected = aug.crop_offsets(_seeds(32), 12, 12, crop).numpy()
+    assert np.mean(expected[:, 0] == expected[:, 1]) < 0.5  # y and x drawn independently
     offsets = set()
     for b in range(32):
         # Find every offset where channel c of the input matches channel c of the output.
@@ -62,7 +64,7 @@ def test_crop_is_one_window_shared_by_all_channels():
                         if np.array_equal(src[b, y:y + crop, x:x + crop, c], out[b, ..., c])}
                        for c in range(4)]
         common = set.intersection(*per_channel)
-        assert len(common) == 1, (b, per_channel)
+        assert common == {tuple(expected[b])}, (b, per_channel)
         offsets |= common
     assert len(offsets) > 5  # offsets vary across items
 
@@ -128,7 +130,7 @@ def test_resized_crop_boxes_area_and_aspect():
     assert boxes.min() >= 0.0 and boxes.max() <= 1.0 + 1e-6
     assert area.min() >= 0.08 - 1e-6 and area.max() <= 1.0 + 1e-6
     assert aspect.min() >= 0.75 - 1e-5 and aspect.max() <= 4.0 / 3.0 + 1e-5
-    assert area.min() < 0.1 and np.quantile(area, 0.95) > 0.85  # spans the range
+    assert area.min() < 0.1 and np.quantile(area, 0.95) > 0.8  # spans the range
     assert aspect.min() < 0.77 and aspect.max() > 1.3
 
 

@@ -206,6 +206,8 @@ def test_h5_holds():
     c = C.check_h5(_sim(GOOD_SIM))
     assert c.reproduced, C.format_table([c])
     whats = [e["what"] for e in c.evidence]
+    assert len(set(whats)) == len(whats)          # nothing judged twice
+    assert {e["part"] for e in c.evidence} == {"lowest", "within>across", "agree"}
     assert "T=0.1 head_1 train: within_1 > across_1" in whats
     assert "T=0.1 head_1 train: across_view > across_0" in whats
     # Leaf within-class is absent: not compared, reported as absent.
@@ -215,13 +217,14 @@ def test_h5_holds():
     assert len(agree) == len(TEMPS) * 4 and all(e["kendall_tau"] == 1.0 for e in agree)
 
 
-@pytest.mark.parametrize("change", [
-    {"across_0": 0.45},                     # across_0 not lowest (above across_3)
-    {"within_1": 0.45},                     # within_1 below across_1
+@pytest.mark.parametrize("change,part", [
+    ({"across_0": 0.45}, "lowest"),         # across_0 above across_3, across_2
+    ({"within_1": 0.45}, "within>across"),  # within_1 below across_1
 ])
-def test_h5_fails_on_train_pattern(change):
+def test_h5_fails_on_train_pattern(change, part):
     c = C.check_h5(_sim({**GOOD_SIM, **change}))
     assert not c.reproduced and c.applicable
+    assert part in {e["part"] for e in c.evidence if not e["holds"]}
 
 
 def test_h5_fails_when_validation_order_differs():

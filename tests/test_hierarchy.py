@@ -129,7 +129,7 @@ def test_bad_parameters_raise_naming_parameter(params, name):
     assert isinstance(err.value, UsageError)
 
 
-def _probe_level_matches(refs, probes, num_levels):
+def _probe_level_matches(refs, probes):
     """matches[name][i, k]: probe i equals reference i in channel k."""
     return {name: np.all(p == refs, axis=(1, 2)) for name, p in probes.items()}
 
@@ -141,9 +141,11 @@ def test_train_probes_match_exactly_one_channel(seed):
     assert refs.shape == (12, 5, 5, 3)
     assert sorted(probes) == ["baseline", "level_0", "level_1", "level_2"]
     # Distinct training items.
-    ref_items = [np.flatnonzero(np.all(d.images == r, axis=(1, 2, 3)))[0] for r in refs]
-    assert len(set(ref_items)) == 12 and np.isin(ref_items, d.train_idx).all()
-    matches = _probe_level_matches(refs, probes, 3)
+    is_ref = np.all(refs[:, None] == d.images[None], axis=(2, 3, 4))  # [12, N]
+    assert (is_ref.sum(axis=1) == 1).all()
+    ref_items = is_ref.argmax(axis=1)
+    assert np.unique(ref_items).size == 12 and np.isin(ref_items, d.train_idx).all()
+    matches = _probe_level_matches(refs, probes)
     for l in range(3):
         expected = np.zeros((12, 3), dtype=bool)
         expected[:, l] = True
@@ -157,16 +159,20 @@ def test_train_probes_match_exactly_one_channel(seed):
             assert hit.any(axis=1).all()
 
 
-def test_random_probes_share_no_dataset_mask():
-    d = _small()
+@pytest.mark.parametrize("branching", [(2, 3, 4), (24,)])
+def test_random_probes_share_no_dataset_mask(branching):
+    # With one level a probe channel is a contiguous draw, so replaying the
+    # dataset's random stream would reproduce its masks exactly.
+    d = _small(branching=branching)
+    num_levels = len(branching)
     refs, probes = hierarchy.channel_preference_probes(d, num_references=10, source="random",
                                                        seed=d.params["seed"])
     all_masks = np.concatenate([mk.reshape(len(mk), -1) for mk in d.masks])
     for arr in [refs, *probes.values()]:
         chans = np.moveaxis(arr, -1, 1).reshape(-1, 25)
         assert not np.any(np.all(chans[:, None] == all_masks[None], axis=-1))
-    matches = _probe_level_matches(refs, probes, 3)
-    for l in range(3):
+    matches = _probe_level_matches(refs, probes)
+    for l in range(num_levels):
         assert matches[f"level_{l}"][:, l].all()
         assert not np.delete(matches[f"level_{l}"], l, axis=1).any()
     assert not matches["baseline"].any()

@@ -1,0 +1,115 @@
+"""The SimCLR models of the paper (SPEC §2, App. A) and their forward FLOPs.
+
+`build_model` returns a Keras 3 functional model; `model(images, training=b)`
+returns a dict with every tap in TAPS (all float32, [batch, width]):
+- `head_input`: backbone output (LeNet: flattened; ResNet-18: global average
+  pooled),
+- `head_1`, `head_2`: the head's hidden layers after their ReLU,
+- `head_out`: the projection (no activation).
+
+Decisions where the paper is silent (see also the module docstrings):
+- initialization as in Flax, the paper's library: LeCun-normal kernels, zero
+  biases, BN gamma 1 (0 for the last BN of each residual branch), beta 0; each
+  layer seeded from `seed` (a pure function of it, no global random state);
+- ResNet BN: momentum 0.9, epsilon 1e-5, synchronized across replicas;
+- no BN in the head (the paper lists only dense + ReLU);
+- `width_multiplier` scales every conv width, rounded half up, at least 1; it
+  leaves the head alone;
+- `dtype_policy` (None = float32, "mixed_float16", "mixed_bfloat16") is set
+  per layer, not globally; taps are cast back to float32. Loss scaling for
+  float16 is the training loop's business.
+Variables are created where `build_model` is called: call it inside
+`strategy.scope()` for tf.distribute (BN statistics are then global-batch).
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import keras
+
+from simclr_controlled.errors import UsageError
+from simclr_controlled.models.head import TAPS, SeededInit, projection_head
+from simclr_controlled.models.lenet import lenet_backbone, lenet_flops, output_hw
+from simclr_controlled.models.resnet import resnet18_backbone, resnet18_flops
+
+MODELS = ("lenet", "resnet18")
+DEFAULT_HEAD_WIDTHS = {"lenet": (120, 84, 84), "resnet18": (512, 512, 128)}
+# The output layer has a bias in LeNet's head (App. A.1) and none in ResNet's (App. A.2).
+HEAD_OUT_BIAS = {"lenet": True, "resnet18": False}
+DTYPE_POLICIES = (None, "float32", "mixed_float16", "mixed_bfloat16")
+
+__all__ = ["TAPS", "MODELS", "DEFAULT_HEAD_WIDTHS", "build_model", "forward_flops"]
+
+
+def _check(name, input_shape, width_multiplier, head_widths) -> tuple:
+    """Validated (input_shape, width_multiplier, head_widths); UsageError otherwise."""
+    if name not in MODELS:
+        raise UsageError(f"model: unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    if (isinstance(width_multiplier, bool) or not isinstance(width_multiplier, Real)
+            or not math.isfinite(width_multiplier) or width_multiplier <= 0):
+        raise UsageError("width_multiplier: must be a finite number > 0, "
+                         f"got {width_multiplier!r}")
+    if head_widths is None:
+        head_widths = DEFAULT_HEAD_WIDTHS[name]
+    try:
+        widths = tuple(head_widths)
+    except TypeError:
+        widths = ()
+    if len(widths) != 3 or not all(
+            isinstance(w, Integral) and not isinstance(w, bool) and w > 0 for w in widths):
+        raise UsageError("head_widths: must be 3 positive integers (one per head layer), "
+                         f"got {head_widths!r}")
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise UsageError(f"input_shape: must be 3 positive integers (height, width, "
+                         f"channels), got {input_shape!r}")
+    if name == "lenet" and min(output_hw(shape[0], shape[1])) < 1:
+        raise UsageError(f"input_shape: lenet needs height and width >= 11, got {shape!r}")
+    return (tuple(int(s) for s in shape), float(width_multiplier),
+            tuple(int(w) for w in widths))
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], *,
+                width_multiplier: float = 1.0, head_widths: tuple[int, ...] | None = None,
+                seed: int = 0, dtype_policy: str | None = None) -> keras.Model:
+    """Backbone + 3-layer projection head returning every tap (SPEC §2, App. A).
+
+    Weights are a pure function of (architecture, `seed`). Raises UsageError
+    naming `model`, `input_shape`, `width_multiplier`, `head_widths`, `seed` or
+    `dtype_policy`.
+    """
+    shape, multiplier, widths = _check(name, input_shape, width_multiplier, head_widths)
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise UsageError(f"seed: must be a non-negative integer, got {seed!r}")
+    if dtype_policy not in DTYPE_POLICIES:
+        raise UsageError("dtype_policy: allowed: None, "
+                         f"{', '.join(p for p in DTYPE_POLICIES if p)}; got {dtype_policy!r}")
+    policy = dtype_policy or "float32"
+    init = SeededInit(int(seed))
+    images = keras.Input(shape=shape, dtype="float32", name="images")
+    backbone = lenet_backbone if name == "lenet" else resnet18_backbone
+    features = backbone(images, width_multiplier=multiplier, init=init, dtype_policy=policy)
+    taps = projection_head(features, widths, last_bias=HEAD_OUT_BIAS[name], init=init,
+                           dtype_policy=policy)
+    return keras.Model(inputs=images, outputs=taps, name=name)
+
+
+def forward_flops(name: str, input_shape: tuple[int, int, int], width_multiplier: float = 1.0,
+                  head_widths: tuple[int, ...] | None = None) -> int:
+    """Forward FLOPs per image: 2 x multiply-adds of every conv and dense layer.
+
+    Biases, activations, pooling, BN and residual additions are not counted
+    (they are O(activations), not O(weights x positions)).
+    """
+    shape, multiplier, widths = _check(name, input_shape, width_multiplier, head_widths)
+    count = lenet_flops if name == "lenet" else resnet18_flops
+    flops, fan_in = count(shape, multiplier)
+    for w in widths:
+        flops += 2 * fan_in * w
+        fan_in = w
+    return int(flops)

@@ -1,0 +1,126 @@
+"""`--mode=analyze`: the paper's figures and the claims report (SPEC §3, §4)
+for one experiment folder made by `--mode=reproduce` (or by hand: one
+trained-and-probed model folder per temperature or augmentation preset).
+
+Layout read: `E/experiment.json` = {"experiment": "hierarchy"|"dsprites_mod",
+"models": {name: folder}}; each model folder has `config.json`,
+`stats.jsonl` (hierarchy) and `probe/results.json`. Written: `E/analysis/`
+(figures as PNG and PDF, `claims.json`, `cka_models.json`) and the claims
+table on stdout. Findings are not errors: exit 0 whether or not a claim holds.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from simclr_controlled import claims as claims_lib
+from simclr_controlled import io
+from simclr_controlled.config import Config
+from simclr_controlled.errors import UsageError
+
+DSPRITES_MODELS = ("untrained", "none", "color_jitter", "random_crop", "crop_jitter")
+
+
+def read_experiment(experiment_dir: str) -> dict:
+    if not experiment_dir:
+        raise UsageError("--experiment_dir: required for --mode=analyze (a folder made by --mode=reproduce)")
+    if not os.path.isdir(experiment_dir):
+        raise UsageError(f"--experiment_dir: {experiment_dir} is not a folder")
+    exp = io.read_json(os.path.join(experiment_dir, "experiment.json"))
+    if not isinstance(exp, dict) or exp.get("experiment") not in ("hierarchy", "dsprites_mod") \
+            or not isinstance(exp.get("models"), dict) or not exp["models"]:
+        raise UsageError(f"{os.path.join(experiment_dir, 'experiment.json')}: corrupt "
+                         "(needs experiment: hierarchy|dsprites_mod and a models mapping)")
+    return exp
+
+
+def _results(experiment_dir: str, folder: str) -> dict:
+    path = os.path.join(experiment_dir, folder, "probe", "results.json")
+    res = io.read_json(path)
+    if not isinstance(res, dict) or "final" not in res:
+        raise UsageError(f"{path}: corrupt results (no 'final' entry); rerun --mode=probe")
+    return res
+
+
+def _as_arrays(cp: dict) -> dict:
+    return {layer: {k: np.asarray(v, np.float64) for k, v in d.items()} for layer, d in cp.items()}
+
+
+def analyze_hierarchy(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[list, list]:
+    from simclr_controlled import figures
+    by_t, records, cp_train, cp_random, sim = {}, {}, {}, {}, {}
+    for name, folder in exp["models"].items():
+        res = _results(experiment_dir, folder)
+        t = float(res["config"]["temperature"])
+        by_t[t] = folder
+        final = res["final"]
+        cp_train[t] = _as_arrays(final["channel_preference"]["train"])
+        cp_random[t] = _as_arrays(final["channel_preference"]["random"])
+        sim[t] = final["similarity"]
+        stats_path = os.path.join(experiment_dir, folder, "stats.jsonl")
+        recs = io.read_jsonl(stats_path) if os.path.exists(stats_path) else []
+        records[t] = recs or [{"epoch": 0, **{k: final[k] for k in ("channel_preference", "similarity")}}]
+    paths = []
+    paths += figures.channel_preference_over_training(
+        records, "train", os.path.join(out, "fig2_channel_preference_train"),
+        "Fig. 2: channel preference (train masks)")[0]
+    paths += figures.channel_preference_over_training(
+        records, "random", os.path.join(out, "figB1_channel_preference_random"),
+        "Fig. B.1: channel preference (random masks)")[0]
+    paths += figures.similarity_over_training(
+        records, "train", os.path.join(out, "figB2_similarity_train"),
+        "Fig. B.2: hierarchically constrained similarity (train)")[0]
+    paths += figures.similarity_over_training(
+        records, "validation", os.path.join(out, "figB3_similarity_validation"),
+        "Fig. B.3: hierarchically constrained similarity (validation)")[0]
+    results = claims_lib.check_hierarchy(cp_train, cp_random, sim, seed=seed)
+    return paths, results
+
+
+def analyze_dsprites(experiment_dir: str, exp: dict, out: str) -> tuple[list, list, dict]:
+    from simclr_controlled import figures
+    from simclr_controlled.datasets import dsprites_mod
+    dec, finals = {}, {}
+    for name in [m for m in DSPRITES_MODELS if m in exp["models"]] + \
+            [m for m in exp["models"] if m not in DSPRITES_MODELS]:
+        res = _results(experiment_dir, exp["models"][name])
+        finals[name] = res["final"]
+        dec[name] = {layer: {f: v["best_val_accuracy"] for f, v in d.items()}
+                     for layer, d in res["final"]["decodability"].items()}
+    paths = figures.decodability(dec, os.path.join(out, "fig3_decodability"),
+                                 "Fig. 3: linear decodability (best validation accuracy)")[0]
+    palette = dsprites_mod.palette()
+    for name, stem, title, layers in (
+            ("crop_jitter", "fig4_pca_crop_jitter_head_input", "Fig. 4: PCA of head_input, crop + jitter",
+             ["head_input"]),
+            ("crop_jitter", "figB5_pca_crop_jitter_head", "Fig. B.5: PCA of the head layers, crop + jitter",
+             ["head_1", "head_2", "head_out"])):
+        if name in finals:
+            f = finals[name]
+            comps = {t: np.asarray(v["components"]) for t, v in f["pca"].items()}
+            labels = {k: np.asarray(v) for k, v in f["pca_labels"].items()}
+            paths += figures.pca_scatter(comps, labels, os.path.join(out, stem), title, layers=layers,
+                                         palette=palette)[0]
+    table = claims_lib.invariance_table(dec)
+    paths += figures.invariance_bars(table, os.path.join(out, "invariance"),
+                                     "decodability at head_input minus at head_out")[0]
+    return paths, claims_lib.check_dsprites(dec), {"decodability": dec, "invariance": table}
+
+
+def run(config: Config, log=print) -> list:
+    exp = read_experiment(config.experiment_dir)
+    for name, folder in exp["models"].items():  # every input checked before anything is written
+        _results(config.experiment_dir, folder)
+    out = os.path.join(config.experiment_dir, "analysis")
+    extra = {}
+    if exp["experiment"] == "hierarchy":
+        paths, results = analyze_hierarchy(config.experiment_dir, exp, out, config.seed)
+    else:
+        paths, results, extra = analyze_dsprites(config.experiment_dir, exp, out)
+    io.atomic_write_json(os.path.join(out, "claims.json"),
+                         {"experiment": exp["experiment"], "claims": [c.to_json() for c in results],
+                          **extra, "provenance": io.provenance()})
+    log(claims_lib.format_table(results))
+    log(f"wrote {len(paths)} figure files and claims.json in {out}")
+    return results

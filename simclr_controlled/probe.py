@@ -1,0 +1,161 @@
+"""`--mode=probe`: every analysis of SPEC §3 for one trained model.
+
+Reads `model_dir/config.json` and a checkpoint (the latest, or every saved
+one with `--checkpoints=all`), and writes `model_dir/probe/results.json`
+(every number, the held-out factor values, the seed, package versions and
+git commit) plus the model's own figures (PCA, CKA).
+
+hierarchy: final channel preference (train and random masks) and
+hierarchically constrained similarity (the same statistics the training hook
+records over training), CKA between head layers, PCA coloured by level.
+dsprites_mod: linear decodability of color, scale and position at every
+head layer (SPEC §3; `--decoder_epochs`, paper 500), CKA, PCA coloured by
+color, scale, x and y.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from simclr_controlled import io, train
+from simclr_controlled.config import Config
+from simclr_controlled.datasets import Dataset
+from simclr_controlled.errors import UsageError
+from simclr_controlled.models import TAPS
+from simclr_controlled.probes import activations, cka, decoding, pca
+
+FACTORS = {"color": "color", "scale": "scale", "position": "position"}  # factor -> label key
+NUM_PCA_ITEMS = 1000
+NUM_CKA_ITEMS = 1000
+
+
+def model_config(model_dir: str) -> Config:
+    """The config a model was trained with (UsageError when missing/corrupt)."""
+    if not model_dir:
+        raise UsageError("--model_dir: required for this mode (a folder made by --mode=train)")
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise UsageError(f"--model_dir: {model_dir} is a file, not a folder")
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        raise UsageError(f"--model_dir: {model_dir} has no config.json (not made by --mode=train)")
+    d = io.read_json(path)
+    if not isinstance(d, dict) or "dataset" not in d or "model" not in d:
+        raise UsageError(f"{path}: corrupt config (no dataset/model entry)")
+    try:
+        return Config.from_json(d)
+    except TypeError as e:
+        raise UsageError(f"{path}: corrupt config ({e})") from None
+
+
+def checkpoint_paths(model_dir: str, which: str) -> list[str]:
+    ckpt_dir = os.path.join(model_dir, "ckpt")
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    if state is None or not state.model_checkpoint_path:
+        raise UsageError(f"--model_dir: {model_dir} has no checkpoint in {ckpt_dir}; train it first")
+    paths = list(state.all_model_checkpoint_paths) if which == "all" else [state.model_checkpoint_path]
+    paths = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in paths]
+    missing = [p for p in paths if not tf.io.gfile.glob(p + ".index")]
+    if missing:
+        raise UsageError(f"{missing[0]}: checkpoint listed in {ckpt_dir}/checkpoint is missing")
+    return paths
+
+
+def eval_images(config: Config, dataset: Dataset) -> np.ndarray:
+    """Un-augmented inputs: the center crop for the hierarchy, as-is otherwise."""
+    if config.dataset != "hierarchy":
+        return dataset.images
+    m, c = config.mask_size, config.crop_size
+    o = (m - c) // 2
+    return dataset.images[:, o:o + c, o:o + c, :]
+
+
+def _pca_and_cka(acts: dict, idx: np.ndarray, cka_idx: np.ndarray, seed: int) -> tuple[dict, dict]:
+    pcs = {t: pca.pca_2d(acts[t][idx], 2, seed) for t in TAPS}
+    names, matrix = cka.cka_matrix({t: acts[t][cka_idx] for t in TAPS})
+    _, matrix_debiased = cka.cka_matrix({t: acts[t][cka_idx] for t in TAPS}, debiased=True)
+    return ({t: {"components": np.asarray(p["components"]).tolist(),
+                 "explained_variance_ratio": np.asarray(p["explained_variance_ratio"]).tolist()}
+             for t, p in pcs.items()},
+            {"layers": names, "linear": matrix.tolist(), "linear_debiased": matrix_debiased.tolist()})
+
+
+def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dict:
+    """Best validation accuracy of linear decoders, per layer and factor."""
+    out: dict = {}
+    for t in TAPS:
+        out[t] = {}
+        for factor, key in FACTORS.items():
+            tr, va = dataset.decoding_splits[factor]
+            y = dataset.labels[key]
+            res = decoding.decode(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1,
+                                  epochs=config.decoder_epochs, seed=config.seed)
+            res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
+            out[t][factor] = res
+            log(f"  decodability {t:10s} {factor:8s} {res['best_val_accuracy']:.3f}")
+    return out
+
+
+def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print) -> dict:
+    model, step = train.restore_model(config, dataset, config.model_dir, path)
+    record: dict = {"checkpoint": os.path.basename(path), "step": step}
+    images = eval_images(config, dataset)
+    rng_idx = pca.sample_indices(len(dataset.train_idx), NUM_PCA_ITEMS, config.seed)
+    idx = np.asarray(dataset.train_idx)[rng_idx]
+    cka_idx = idx[:NUM_CKA_ITEMS]
+    if config.dataset == "hierarchy":
+        from simclr_controlled.probes import hierarchy_stats
+        inputs = hierarchy_stats.analysis_inputs(dataset, config.crop_size, config.seed)
+        record.update(hierarchy_stats.statistics(model, inputs))
+        acts = activations.compute_activations(model, images[idx])
+        record["pca"], record["cka"] = _pca_and_cka(acts, np.arange(len(idx)), np.arange(len(cka_idx)),
+                                                    config.seed)
+        record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in dataset.labels}
+    else:
+        acts = activations.compute_activations(model, images)
+        record["decodability"] = decodability(config, dataset, acts, log)
+        record["pca"], record["cka"] = _pca_and_cka(acts, idx, cka_idx, config.seed)
+        record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in ("color", "scale", "x", "y")}
+    return record
+
+
+def run(config: Config, log=print) -> dict:
+    """Probes `config.model_dir`; returns and writes the results."""
+    from simclr_controlled import datasets
+    saved = model_config(config.model_dir)
+    paths = checkpoint_paths(config.model_dir, config.checkpoints)
+    saved = dataclasses.replace(saved, model_dir=config.model_dir, decoder_epochs=config.decoder_epochs,
+                                checkpoints=config.checkpoints)
+    dataset = datasets.get_dataset(saved.dataset, seed=saved.seed, **saved.dataset_params())
+    records = []
+    for path in paths:
+        log(f"probing {path}")
+        records.append(probe_checkpoint(saved, dataset, path, log))
+    results = {"model_dir": config.model_dir, "dataset": saved.dataset, "seed": saved.seed,
+               "config": saved.to_json(), "dataset_params": dict(dataset.params),
+               "decoder_epochs": saved.decoder_epochs, "final": records[-1],
+               "over_training": records if len(records) > 1 else [],
+               "provenance": io.provenance()}
+    out_dir = os.path.join(config.model_dir, "probe")
+    io.atomic_write_json(os.path.join(out_dir, "results.json"), results)
+    write_model_figures(results, out_dir, dataset)
+    log(f"wrote {os.path.join(out_dir, 'results.json')}")
+    return results
+
+
+def write_model_figures(results: dict, out_dir: str, dataset: Dataset) -> list[str]:
+    from simclr_controlled import figures
+    final = results["final"]
+    comps = {t: np.asarray(v["components"]) for t, v in final["pca"].items()}
+    labels = {k: np.asarray(v) for k, v in final["pca_labels"].items()}
+    kw = {}
+    if results["dataset"] == "dsprites_mod":
+        from simclr_controlled.datasets import dsprites_mod
+        kw["palette"] = dsprites_mod.palette()
+    paths, _ = figures.pca_scatter(comps, labels, os.path.join(out_dir, "pca"),
+                                   f"PCA of head layers ({os.path.basename(results['model_dir'].rstrip('/'))})", **kw)
+    p2, _ = figures.cka_heatmap(final["cka"]["layers"], np.asarray(final["cka"]["linear"]),
+                                os.path.join(out_dir, "cka_layers"), "linear CKA between head layers")
+    return paths + p2

@@ -1,0 +1,83 @@
+"""`--mode=reproduce`: one paper experiment end to end (issue 5): train every
+model, probe each, analyze. Rerunning skips what is finished (a trained model
+is not retrained; a probed checkpoint is not probed again) and resumes what is
+not, from its latest checkpoint.
+
+hierarchy: one LeNet per temperature in `--temperatures` (paper 0.1, 0.5,
+1.0), same dataset and initialization (`--seed`). dsprites_mod: one model per
+augmentation preset in `--augment_presets` plus `untrained` (the same
+initialization, saved before any step).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from simclr_controlled import analyze, io, probe, workdir
+from simclr_controlled.config import Config
+from simclr_controlled.errors import UsageError
+
+
+def experiment_models(config: Config) -> dict[str, Config]:
+    """name -> the Config of each model of the experiment."""
+    base = dataclasses.replace(config, dataset=config.experiment, mode="train").with_dataset_defaults()
+    root = config.experiment_dir
+    if config.experiment == "hierarchy":
+        return {f"temperature_{t:g}": dataclasses.replace(base, temperature=float(t),
+                                                          model_dir=os.path.join(root, f"temperature_{t:g}"))
+                for t in config.temperatures}
+    models = {"untrained": dataclasses.replace(base, augment="none", model_dir=os.path.join(root, "untrained"))}
+    for preset in config.augment_presets:
+        models[preset] = dataclasses.replace(base, augment=preset, model_dir=os.path.join(root, preset))
+    return models
+
+
+def _probed_step(model_dir: str) -> int | None:
+    path = os.path.join(model_dir, "probe", "results.json")
+    if not os.path.exists(path):
+        return None
+    return io.read_json(path).get("final", {}).get("step")
+
+
+def run(config: Config, log=print) -> int:
+    from simclr_controlled import config as config_lib
+    from simclr_controlled import modes, train
+    if not config.experiment:
+        raise UsageError("--experiment: required for --mode=reproduce; allowed: hierarchy, dsprites_mod")
+    workdir.check_output_dir(config.experiment_dir, "experiment_dir")
+    models = experiment_models(config)
+    for c in models.values():
+        config_lib.validate(c)
+        workdir.check_output_dir(c.model_dir)
+        old = workdir.saved_config(c.model_dir)
+        if old is not None:
+            diffs = config_lib.locked_differences(old, c)
+            if diffs:
+                key, was, now = diffs[0]
+                raise UsageError(f"--{key}: {c.model_dir} was made with {key}={was!r}, not {now!r}; "
+                                 "use another --experiment_dir or the same value")
+    io.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
+                         {"experiment": config.experiment,
+                          "models": {name: name for name in models},
+                          "provenance": io.provenance()})
+    t0 = time.perf_counter()
+    for i, (name, c) in enumerate(models.items(), 1):
+        elapsed = time.perf_counter() - t0
+        log(f"[{i}/{len(models)}] {name} (experiment time so far {elapsed / 60:.1f} min)")
+        if name == "untrained":
+            dataset = modes.load_dataset(c)
+            workdir.lock_config(c, log)
+            train.save_initial(c, dataset)
+        else:
+            status = modes.train(c)
+            if status:
+                return status
+        latest = int(os.path.basename(probe.checkpoint_paths(c.model_dir, "latest")[0]).split("-")[-1])
+        if _probed_step(c.model_dir) == latest:
+            log(f"  {name}: already probed at step {latest}")
+        else:
+            probe.run(dataclasses.replace(c, mode="probe", checkpoints="latest"), log)
+    log(f"all {len(models)} models trained and probed in {(time.perf_counter() - t0) / 60:.1f} min; analyzing")
+    analyze.run(dataclasses.replace(config, mode="analyze"), log)
+    return 0
