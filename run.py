@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 
+_USER_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")  # before the default below
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
@@ -34,6 +36,8 @@ flags.DEFINE_string("shape", "square", "dsprites_mod: sprite shape (square, elli
 # Model and augmentation (SPEC §2).
 flags.DEFINE_string("model", None, "lenet or resnet18 (default: the paper's for the dataset).")
 flags.DEFINE_float("width_multiplier", 1.0, "Scales the backbone's widths.")
+flags.DEFINE_string("resnet_stem", "cifar", "resnet18 stem: cifar (paper: 3x3 stride 1, no "
+                    "max-pool) or imagenet (7x7 stride 2 + max-pool; 16x fewer FLOPs, CPU presets).")
 flags.DEFINE_string("head_widths", None, "Three comma-separated projection-head widths.")
 flags.DEFINE_string("augment", None, "hierarchy: crop; dsprites_mod: none, color_jitter, "
                     "random_crop, crop_jitter (default: crop / crop_jitter).")
@@ -115,17 +119,93 @@ def with_preset(argv: list[str]) -> list[str]:
     return argv[:1] + [f"--flagfile={path}"] + argv[1:]
 
 
-def fail(message: str) -> None:
+def fail(message: str, status: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
+
+
+_FLAG_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def flag_error(e: Exception) -> str:
+    """absl's parse error as one line naming the flag and what it accepts."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, flags.UnrecognizedFlagError):
+        import difflib
+        close = difflib.get_close_matches(e.flagname, list(F), n=3)
+        hint = f"did you mean --{', --'.join(close)}? " if close else ""
+        return f"--{e.flagname}: unknown flag; {hint}see `python run.py --helpfull`"
+    if isinstance(e, flags.CantOpenFlagFileError):
+        return "--flagfile: " + text.replace("ERROR:: ", "")
+    m = re.match(r"flag --([\w.-]+)=(.*?): ", text)
+    if m and m.group(1) in F:
+        name, value = m.groups()
+        kind = _FLAG_KINDS.get(F[name].flag_type())
+        if kind:
+            return f"--{name}: expected {kind}, got {value!r}"
+        return f"--{name}: {text[m.end():]}"
+    m = re.match(r"Missing value for flag --([\w.-]+)", text)
+    if m:
+        return f"--{m.group(1)}: missing value; give --{m.group(1)}=VALUE"
+    return text
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and finds its devices with the start-up messages held back.
+
+    TF's C++ runtime writes them straight to file descriptor 2 while its
+    libraries load and the GPU platform starts, before any log level applies
+    (TF_CPP_MIN_LOG_LEVEL does not reach them in TF 2.21), so an error found
+    after TF starts would not be the only line on stderr. Held back: INFO
+    lines, absl's "before InitializeLog" banner, and the failed cuInit of a
+    machine without a GPU driver (TF then runs on the CPU). Everything else
+    (warnings, errors) is passed on. A user who sets TF_CPP_MIN_LOG_LEVEL
+    below 2 sees everything.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if _USER_LOG_LEVEL is not None and _USER_LOG_LEVEL.strip() in ("0", "1"):
+        import tensorflow as tf
+        tf.config.list_physical_devices("GPU")
+        return
+    import tempfile
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices("GPU")  # starts the GPU platform (cuInit)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines()
+            kept = [line for line in lines if not _TF_NOISE.search(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
+_TF_NOISE = re.compile(r"^I\d{4} \S+\s+\d+ \S+:\d+\] "
+                       r"|^WARNING: All log messages before absl::InitializeLog\(\) is called"
+                       r"|^E\d{4} \S+\s+\d+ \S+:\d+\] failed call to cuInit")
 
 
 def main(argv: list[str]) -> int:
-    argv = with_preset(argv)
+    """The command line; returns the exit status (bad input: one line, exit 2).
+
+    Order: flags, then the checks that need neither TensorFlow nor the data
+    (`modes.check`), then TF, then the mode (which checks the rest before its
+    first write). Re-entrant, so tests can call it many times in one process.
+    """
+    if F.is_parsed():
+        F.unparse_flags()
+    argv = with_preset(list(argv))
     try:
         rest = F(argv)
     except flags.Error as e:
-        fail(str(e).splitlines()[0])
+        fail(flag_error(e))
     if len(rest) > 1:
         fail(f"unexpected argument {rest[1]!r}; flags are given as --name=value")
     if F.mode not in MODES:
@@ -134,9 +214,16 @@ def main(argv: list[str]) -> int:
     from simclr_controlled import modes
     try:
         config = config_from_flags().with_dataset_defaults()
+        modes.check(config)
+        if config.mode in modes.NEEDS_TENSORFLOW:
+            import_tensorflow_quietly()
         return modes.run(config)
     except UsageError as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; rerun the same command to resume", 130)
+    except OSError as e:
+        fail(f"{e.filename or 'I/O'}: {e.strerror or e}", 1)
     return 0
 
 

@@ -238,11 +238,14 @@ def test_tf_data_and_xla():
     ds = tf.data.Dataset.from_tensor_slices((images, tf.range(10))).batch(4)
     ds = ds.map(lambda x, i: fn(x, aug.view_seeds(1, 0, i, 0)))
     np.testing.assert_allclose(np.concatenate(list(ds.as_numpy_iterator())), eager, atol=1e-5)
-    xla = tf.function(fn, jit_compile=True)(images, _seeds(10)).numpy()
+    xla_fn = aug.make_augment("crop_jitter", jit_compile=True)
+    xla = xla_fn(images, _seeds(10)).numpy()
     np.testing.assert_allclose(xla, eager, atol=1e-4)
+    alone = xla_fn(images[3:4], aug.view_seeds(1, 0, tf.constant([3]), 0)).numpy()
+    np.testing.assert_allclose(alone[0], xla[3], atol=1e-6)
     crop = aug.make_augment("crop", crop_size=10)
     np.testing.assert_array_equal(
-        tf.function(crop, jit_compile=True)(images, _seeds(10)).numpy(),
+        aug.make_augment("crop", crop_size=10, jit_compile=True)(images, _seeds(10)).numpy(),
         crop(images, _seeds(10)).numpy())
 
 
@@ -253,6 +256,8 @@ def test_usage_errors():
         aug.make_augment("crop")
     with pytest.raises(UsageError, match=r"^crop_size"):
         aug.make_augment("crop", crop_size=20)(_images(batch=2), _seeds(2))
+    with pytest.raises(UsageError, match=r"^crop_size"):
+        aug.make_augment("crop", crop_size=20, jit_compile=True)(_images(batch=2), _seeds(2))
     with pytest.raises(UsageError, match=r"^crop_size"):
         aug.center_crop(_images(batch=2), 17)
     with pytest.raises(UsageError, match=r"^color_jitter_strength"):

@@ -31,7 +31,7 @@ import keras
 from simclr_controlled.errors import UsageError
 from simclr_controlled.models.head import TAPS, SeededInit, projection_head
 from simclr_controlled.models.lenet import lenet_backbone, lenet_flops, output_hw
-from simclr_controlled.models.resnet import resnet18_backbone, resnet18_flops
+from simclr_controlled.models.resnet import STEMS, resnet18_backbone, resnet18_flops
 
 MODELS = ("lenet", "resnet18")
 DEFAULT_HEAD_WIDTHS = {"lenet": (120, 84, 84), "resnet18": (512, 512, 128)}
@@ -76,7 +76,7 @@ def _check(name, input_shape, width_multiplier, head_widths) -> tuple:
 
 def build_model(name: str, input_shape: tuple[int, int, int], *,
                 width_multiplier: float = 1.0, head_widths: tuple[int, ...] | None = None,
-                seed: int = 0, dtype_policy: str | None = None) -> keras.Model:
+                seed: int = 0, dtype_policy: str | None = None, stem: str = "cifar") -> keras.Model:
     """Backbone + 3-layer projection head returning every tap (SPEC §2, App. A).
 
     Weights are a pure function of (architecture, `seed`). Raises UsageError
@@ -89,26 +89,33 @@ def build_model(name: str, input_shape: tuple[int, int, int], *,
     if dtype_policy not in DTYPE_POLICIES:
         raise UsageError("dtype_policy: allowed: None, "
                          f"{', '.join(p for p in DTYPE_POLICIES if p)}; got {dtype_policy!r}")
+    if stem not in STEMS:
+        raise UsageError(f"stem: allowed: {', '.join(STEMS)}; got {stem!r}")
     policy = dtype_policy or "float32"
     init = SeededInit(int(seed))
     images = keras.Input(shape=shape, dtype="float32", name="images")
-    backbone = lenet_backbone if name == "lenet" else resnet18_backbone
-    features = backbone(images, width_multiplier=multiplier, init=init, dtype_policy=policy)
+    if name == "lenet":
+        features = lenet_backbone(images, width_multiplier=multiplier, init=init, dtype_policy=policy)
+    else:
+        features = resnet18_backbone(images, width_multiplier=multiplier, init=init,
+                                     dtype_policy=policy, stem=stem)
     taps = projection_head(features, widths, last_bias=HEAD_OUT_BIAS[name], init=init,
                            dtype_policy=policy)
     return keras.Model(inputs=images, outputs=taps, name=name)
 
 
 def forward_flops(name: str, input_shape: tuple[int, int, int], width_multiplier: float = 1.0,
-                  head_widths: tuple[int, ...] | None = None) -> int:
+                  head_widths: tuple[int, ...] | None = None, stem: str = "cifar") -> int:
     """Forward FLOPs per image: 2 x multiply-adds of every conv and dense layer.
 
     Biases, activations, pooling, BN and residual additions are not counted
     (they are O(activations), not O(weights x positions)).
     """
     shape, multiplier, widths = _check(name, input_shape, width_multiplier, head_widths)
-    count = lenet_flops if name == "lenet" else resnet18_flops
-    flops, fan_in = count(shape, multiplier)
+    if name == "lenet":
+        flops, fan_in = lenet_flops(shape, multiplier)
+    else:
+        flops, fan_in = resnet18_flops(shape, multiplier, stem)
     for w in widths:
         flops += 2 * fan_in * w
         fan_in = w

@@ -13,6 +13,10 @@ Batch norm (decisions, following Flax resnet_v1 and SimCLR's TF code):
 - the last BN of every residual branch starts with gamma = 0, so each block
   starts as the identity (Flax resnet_v1 and SimCLR both do this).
 Convolutions have no bias (BN follows each). "same" padding, TF/Flax style.
+
+`stem="imagenet"` (not the paper's; for CPU presets) restores the standard
+ImageNet stem: a 7x7 stride-2 convolution and a 3x3 stride-2 max-pool, which
+divides the backbone's FLOPs by about 16 at the same widths.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import keras
 from simclr_controlled.models.head import SeededInit
 from simclr_controlled.models.lenet import scaled
 
+STEMS = ("cifar", "imagenet")
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
 BN_MOMENTUM = 0.9
@@ -59,11 +64,16 @@ def _basic_block(x, filters, strides, name, init, dtype_policy):
     return _relu(y, f"{name}_relu2", dtype_policy)
 
 
-def resnet18_backbone(images, *, width_multiplier: float, init: SeededInit, dtype_policy):
+def resnet18_backbone(images, *, width_multiplier: float, init: SeededInit, dtype_policy,
+                      stem: str = "cifar"):
     """Global-average-pooled backbone output for a symbolic NHWC input."""
-    x = _conv(images, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem_conv",
+    kernel, stride = (3, 1) if stem == "cifar" else (7, 2)
+    x = _conv(images, scaled(STAGE_WIDTHS[0], width_multiplier), kernel, stride, "stem_conv",
               init, dtype_policy)
     x = _relu(_bn(x, "stem_bn", dtype_policy), "stem_relu", dtype_policy)
+    if stem == "imagenet":
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", dtype=dtype_policy,
+                                      name="stem_pool")(x)
     for s, (width, blocks) in enumerate(zip(STAGE_WIDTHS, BLOCKS_PER_STAGE), start=1):
         filters = scaled(width, width_multiplier)
         for b in range(1, blocks + 1):
@@ -72,7 +82,8 @@ def resnet18_backbone(images, *, width_multiplier: float, init: SeededInit, dtyp
     return keras.layers.GlobalAveragePooling2D(dtype=dtype_policy, name="avg_pool")(x)
 
 
-def resnet18_flops(input_shape: tuple[int, int, int], width_multiplier: float) -> tuple[int, int]:
+def resnet18_flops(input_shape: tuple[int, int, int], width_multiplier: float,
+                   stem: str = "cifar") -> tuple[int, int]:
     """(forward FLOPs = 2 x multiply-adds of all convs, pooled width)."""
     h, w, c = input_shape
 
@@ -81,7 +92,11 @@ def resnet18_flops(input_shape: tuple[int, int, int], width_multiplier: float) -
         return 2 * ho * wo * k * k * cin * cout, ho, wo
 
     f0 = scaled(STAGE_WIDTHS[0], width_multiplier)
-    flops, h, w = conv(h, w, c, f0, 3, 1)
+    if stem == "cifar":
+        flops, h, w = conv(h, w, c, f0, 3, 1)
+    else:
+        flops, h, w = conv(h, w, c, f0, 7, 2)
+        h, w = math.ceil(h / 2), math.ceil(w / 2)  # max-pool
     c = f0
     for s, (width, blocks) in enumerate(zip(STAGE_WIDTHS, BLOCKS_PER_STAGE), start=1):
         filters = scaled(width, width_multiplier)
