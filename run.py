@@ -5,8 +5,13 @@ trained model), analyze (figures and claims of an experiment), reproduce (the
 whole paper experiment). Flags follow google-research/simclr where SimCLR has
 the concept. Flags are parsed once here into a frozen `Config`.
 
-Bad input: one line on stderr naming the flag or file and what is allowed,
-exit status 2, nothing written.
+Exit status (issue 7): 0 done; 2 bad input (one line on stderr naming the
+flag or file and what is allowed, nothing written: every check runs before
+the first write); 1 a non-finite loss (the last good checkpoint is kept) or
+an I/O error; 128+N stopped by signal N (SIGINT/SIGTERM during training save
+a checkpoint first). Training resumes from the latest checkpoint when the
+same command is run again, also after kill -9, and ends bitwise equal to an
+uninterrupted run with --deterministic.
 """
 from __future__ import annotations
 
@@ -55,7 +60,6 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
 flags.DEFINE_integer("eval_every_epochs", 0, "hierarchy: record the Fig. 2 statistics every this "
                      "many epochs (0: only in --mode=probe).")
 flags.DEFINE_integer("steps_per_loop", 0, "Steps per tf.function call (0: automatic).")
-flags.DEFINE_integer("log_every_steps", 0, "Unused unless > 0: progress every this many steps.")
 flags.DEFINE_string("strategy", "auto", f"One of {', '.join(STRATEGIES)}.")
 flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu (or auto).")
 flags.DEFINE_string("jit_compile", "auto", "XLA: auto (on for TPU/GPU, off on CPU), on, off.")
@@ -134,7 +138,7 @@ def flag_error(e: Exception) -> str:
         import difflib
         close = difflib.get_close_matches(e.flagname, list(F), n=3)
         hint = f"did you mean --{', --'.join(close)}? " if close else ""
-        return f"--{e.flagname}: unknown flag; {hint}see `python run.py --helpfull`"
+        return f"--{e.flagname}: unknown flag; {hint}see `python run.py --help`"
     if isinstance(e, flags.CantOpenFlagFileError):
         return "--flagfile: " + text.replace("ERROR:: ", "")
     m = re.match(r"flag --([\w.-]+)=(.*?): ", text)
@@ -201,6 +205,9 @@ def main(argv: list[str]) -> int:
     """
     if F.is_parsed():
         F.unparse_flags()
+    if any(a in ("-h", "--help", "--helpshort", "--helpfull") for a in argv[1:]):
+        print(__doc__.strip() + "\n\nFlags:\n" + F.get_help())
+        return 0
     argv = with_preset(list(argv))
     try:
         rest = F(argv)

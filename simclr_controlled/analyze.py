@@ -108,6 +108,31 @@ def analyze_dsprites(experiment_dir: str, exp: dict, out: str) -> tuple[list, li
     return paths, claims_lib.check_dsprites(dec), {"decodability": dec, "invariance": table}
 
 
+def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> dict:
+    """Linear CKA between the experiment's models at every head layer, on the
+    same (up to) 1000 un-augmented training images; one heat map per layer."""
+    from simclr_controlled import datasets, figures, probe, train
+    from simclr_controlled.models import TAPS
+    from simclr_controlled.probes import activations, cka, pca
+    acts, dataset, idx = {}, None, None
+    for name, folder in exp["models"].items():
+        model_dir = os.path.join(experiment_dir, folder)
+        c = probe.model_config(model_dir)
+        if dataset is None:
+            dataset = datasets.get_dataset(c.dataset, seed=c.seed, **c.dataset_params())
+            idx = np.asarray(dataset.train_idx)[pca.sample_indices(len(dataset.train_idx), 1000, seed)]
+            images = probe.eval_images(c, dataset)[idx]
+        model, _ = train.restore_model(c, dataset, model_dir, probe.checkpoint_paths(model_dir, "latest")[0])
+        acts[name] = activations.compute_activations(model, images)
+    result = {}
+    for t in TAPS:
+        names, matrix = cka.cka_matrix({name: a[t] for name, a in acts.items()})
+        result[t] = {"models": names, "linear": matrix.tolist()}
+        figures.cka_heatmap(names, matrix, os.path.join(out, f"cka_models_{t}"),
+                            f"linear CKA between models at {t}")
+    return result
+
+
 def run(config: Config, log=print) -> list:
     exp = read_experiment(config.experiment_dir)
     for name, folder in exp["models"].items():  # every input checked before anything is written
@@ -118,6 +143,7 @@ def run(config: Config, log=print) -> list:
         paths, results = analyze_hierarchy(config.experiment_dir, exp, out, config.seed)
     else:
         paths, results, extra = analyze_dsprites(config.experiment_dir, exp, out)
+    extra["cka_models"] = cka_between_models(config.experiment_dir, exp, out, config.seed)
     io.atomic_write_json(os.path.join(out, "claims.json"),
                          {"experiment": exp["experiment"], "claims": [c.to_json() for c in results],
                           **extra, "provenance": io.provenance()})

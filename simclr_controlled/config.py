@@ -78,7 +78,6 @@ class Config:
     keep_checkpoint_max: int = 5
     eval_every_epochs: int = 0
     steps_per_loop: int = 0
-    log_every_steps: int = 0
     # Hardware.
     strategy: str = "auto"
     tpu: str = ""
@@ -183,7 +182,6 @@ def validate(config: Config, num_replicas: int = 1) -> None:
          c.keep_checkpoint_max)
     need(c.eval_every_epochs >= 0, "eval_every_epochs", "must be >= 0 (0: off)", c.eval_every_epochs)
     need(c.steps_per_loop >= 0, "steps_per_loop", "must be >= 0 (0: automatic)", c.steps_per_loop)
-    need(c.log_every_steps >= 0, "log_every_steps", "must be >= 0 (0: off)", c.log_every_steps)
     need(c.head_widths is None or (len(c.head_widths) == 3 and all(w > 0 for w in c.head_widths)),
          "head_widths", "three comma-separated positive integers", c.head_widths)
     need(c.resnet_stem in ("cifar", "imagenet"), "resnet_stem", "allowed: cifar, imagenet", c.resnet_stem)

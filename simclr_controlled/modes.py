@@ -8,7 +8,9 @@ tf.distribute strategy, and writes only after all of them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 
 from simclr_controlled import config as config_lib
@@ -61,6 +63,7 @@ def check(config: Config) -> None:
     if config.mode == "train":
         workdir.check_lock(config)
         workdir.check_resume_files(config.model_dir)
+        workdir.check_checkpoint_files(config.model_dir)
     elif config.mode == "probe":
         _check_model_to_read(config.model_dir)
     elif config.mode == "analyze":
@@ -92,6 +95,7 @@ def train(config: Config, eval_hook=None) -> int:
     workdir.check_output_dir(config.model_dir)
     workdir.check_lock(config)
     workdir.check_resume_files(config.model_dir)
+    workdir.check_checkpoint_files(config.model_dir)
     dataset = load_dataset(config)
     if config.train_batch_size > len(dataset.train_idx):
         raise UsageError(f"--train_batch_size: must be at most the {len(dataset.train_idx)} "
@@ -100,20 +104,22 @@ def train(config: Config, eval_hook=None) -> int:
     from simclr_controlled import train as train_lib
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
     config_lib.validate(config, strategy.num_replicas_in_sync)
-    # The first write: every check above passed.
-    if strategy_lib.is_chief(strategy):
-        workdir.lock_config(config)
-    if eval_hook is None and config.dataset == "hierarchy" and config.eval_every_epochs:
-        from simclr_controlled.probes import hierarchy_stats
-        eval_hook = hierarchy_stats.make_eval_hook(config, dataset)
-    try:
-        train_lib.train(config, dataset, strategy=strategy, eval_hook=eval_hook)
-    except train_lib.NonFiniteLoss as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except train_lib.Interrupted as e:
-        print(str(e), file=sys.stderr)
-        return 128 + int(getattr(e, "signum", 2) or 2)
+    chief = strategy_lib.is_chief(strategy)
+    # The first writes (the run lock, then config.json): every check above passed.
+    with workdir.run_lock(config.model_dir) if chief else contextlib.nullcontext():
+        if chief:
+            workdir.lock_config(config)
+        if eval_hook is None and config.dataset == "hierarchy" and config.eval_every_epochs:
+            from simclr_controlled.probes import hierarchy_stats
+            eval_hook = hierarchy_stats.make_eval_hook(config, dataset)
+        try:
+            train_lib.train(config, dataset, strategy=strategy, eval_hook=eval_hook)
+        except train_lib.NonFiniteLoss as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except train_lib.Interrupted as e:
+            print(str(e), file=sys.stderr)
+            return 128 + int(e.signum or signal.SIGINT)
     return 0
 
 

@@ -34,10 +34,17 @@ def experiment_models(config: Config) -> dict[str, Config]:
 
 
 def _probed_step(model_dir: str) -> int | None:
+    """The step of the checkpoint `probe/results.json` describes (None: not probed).
+
+    UsageError naming the file when it is corrupt."""
     path = os.path.join(model_dir, "probe", "results.json")
     if not os.path.exists(path):
         return None
-    return io.read_json(path).get("final", {}).get("step")
+    res = io.read_json(path)
+    step = res.get("final", {}).get("step") if isinstance(res, dict) else None
+    if not isinstance(step, int):
+        raise UsageError(f"{path}: corrupt results (no final step); delete it to probe again")
+    return step
 
 
 def run(config: Config, log=print) -> int:
@@ -57,6 +64,7 @@ def run(config: Config, log=print) -> int:
                 key, was, now = diffs[0]
                 raise UsageError(f"--{key}: {c.model_dir} was made with {key}={was!r}, not {now!r}; "
                                  "use another --experiment_dir or the same value")
+        _probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
     io.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
                          {"experiment": config.experiment,
                           "models": {name: name for name in models},

@@ -9,6 +9,7 @@ TensorFlow, so run.py can check a folder before TF starts.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -111,6 +112,50 @@ def checkpoint_listed(model_dir: str) -> str | None:
     except (OSError, UnicodeDecodeError):
         raise UsageError(f"{path}: unreadable checkpoint state file") from None
     return m.group(1) if m else None
+
+
+def check_checkpoint_files(model_dir: str) -> None:
+    """The checkpoint the state file names has its files (a resumed run restores it)."""
+    name = checkpoint_listed(model_dir)
+    if name is None:
+        return
+    path = name if os.path.isabs(name) else os.path.join(model_dir, "ckpt", name)
+    if not os.path.isfile(path + ".index"):
+        raise UsageError(f"{os.path.join(model_dir, 'ckpt', 'checkpoint')}: names {name}, but "
+                         f"{path}.index is missing; restore it, or remove the ckpt folder to start over")
+
+
+# Hidden temporaries of io.atomic_write left by a killed run.
+_STALE = re.compile(r"^\.(config\.json|metrics\.jsonl|stats\.jsonl)\..+\.tmp$")
+
+
+@contextlib.contextmanager
+def run_lock(model_dir: str):
+    """Holds `model_dir/.lock` (flock) while a run writes there.
+
+    A second run in the same folder at the same time would interleave two
+    runs' checkpoints and records; it is refused (UsageError). The kernel
+    drops the lock when the process ends, even on kill -9, so a killed run
+    never leaves a stale lock. Also removes the temporaries a killed run's
+    atomic writes may have left.
+    """
+    import fcntl
+    os.makedirs(model_dir, exist_ok=True)
+    fd = os.open(os.path.join(model_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock = os.path.join(model_dir, ".lock")
+            raise UsageError(f"--model_dir: {model_dir} is in use by another run (it holds {lock}); "
+                             "wait for it or use another folder") from None
+        for name in os.listdir(model_dir):
+            if _STALE.match(name):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(model_dir, name))
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def has_checkpoint(model_dir: str) -> bool:

@@ -14,6 +14,7 @@ Unwritable folders: the tests run as root, which ignores permission bits, so
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import subprocess
@@ -34,90 +35,124 @@ TINY = ["--branching=4,4,4", "--mask_size=16", "--crop_size=12", "--train_batch_
 MD = "--model_dir={d}/m"
 PROCESS = "process"
 
-TINY_CONFIG = Config(mode="train", dataset="hierarchy", branching=(4, 4, 4), mask_size=16, crop_size=12, train_batch_size=16,
-                     train_steps=1).with_dataset_defaults()
+TINY_CONFIG = Config(mode="train", dataset="hierarchy", branching=(4, 4, 4), mask_size=16, crop_size=12,
+                     train_batch_size=16, train_steps=1).with_dataset_defaults()
 
 # id, argv ({d}: the case's own folder), setup, substrings the one line must contain[, PROCESS]
 CASES = [
-    ("batch_zero", ["--mode=train", MD, *TINY, "--train_batch_size=0"], "", ["--train_batch_size", "positive integer"], PROCESS),
-    ("batch_negative", ["--mode=train", MD, *TINY, "--train_batch_size=-8"], "", ["--train_batch_size", "positive integer"]),
-    ("batch_larger_than_dataset", ["--mode=train", MD, *TINY, "--train_batch_size=512"], "", ["--train_batch_size", "58 training items"], PROCESS),
-    ("batch_not_divisible_by_replicas", ["--mode=train", MD, *TINY, "--strategy=mirrored", "--train_batch_size=15"], "",
+    ("batch_zero", ["--mode=train", MD, *TINY, "--train_batch_size=0"],
+     "", ["--train_batch_size", "positive integer"], PROCESS),
+    ("batch_negative", ["--mode=train", MD, *TINY, "--train_batch_size=-8"],
+     "", ["--train_batch_size", "positive integer"]),
+    ("batch_larger_than_dataset", ["--mode=train", MD, *TINY, "--train_batch_size=512"],
+     "", ["--train_batch_size", "58 training items"], PROCESS),
+    ("batch_not_divisible_by_replicas", ["--mode=train", MD, *TINY, "--strategy=mirrored",
+                                         "--train_batch_size=15"], "",
      ["--train_batch_size", "divisible", "replicas (2)"]),
     ("temperature_zero", ["--mode=train", MD, *TINY, "--temperature=0"], "", ["--temperature", "> 0"]),
     ("temperature_negative", ["--mode=train", MD, *TINY, "--temperature=-0.5"], "", ["--temperature", "> 0"]),
     ("temperature_nan", ["--mode=train", MD, *TINY, "--temperature=nan"], "", ["--temperature", "finite"]),
-    ("unknown_dataset", ["--mode=train", MD, "--dataset=mnist"], "", ["--dataset", "hierarchy, dsprites_mod"]),
+    ("unknown_dataset", ["--mode=train", MD, "--dataset=mnist"],
+     "", ["--dataset", "hierarchy, dsprites_mod"]),
     ("unknown_model", ["--mode=train", MD, *TINY, "--model=vgg16"], "", ["--model", "lenet, resnet18"]),
     ("unknown_augment", ["--mode=train", MD, *TINY, "--augment=blur"], "", ["--augment", "crop"]),
     ("augment_of_other_dataset", ["--mode=train", MD, "--dataset=dsprites_mod", "--augment=crop"], "",
      ["--augment", "crop_jitter"]),
     ("unknown_mode", ["--mode=fit"], "", ["--mode", "train", "probe"]),
     ("unknown_strategy", ["--mode=train", MD, *TINY, "--strategy=gpu"], "", ["--strategy", "mirrored"]),
-    ("crop_larger_than_image", ["--mode=train", MD, "--branching=4,4,4", "--mask_size=16", "--crop_size=20"], "",
+    ("crop_larger_than_image", ["--mode=train", MD, "--branching=4,4,4", "--mask_size=16",
+                                "--crop_size=20"], "",
      ["--crop_size", "mask_size=16"]),
     ("mask_size_zero", ["--mode=train", MD, "--branching=4,4,4", "--mask_size=0", "--crop_size=12"], "",
      ["--mask_size", "positive integer"]),
     ("branching_zero", ["--mode=train", MD, "--branching=4,0,4", "--mask_size=16", "--crop_size=12"], "",
      ["--branching", "positive integers"]),
-    ("branching_not_integer", ["--mode=train", MD, "--branching=4,2.5,4", "--mask_size=16", "--crop_size=12"], "",
+    ("branching_not_integer", ["--mode=train", MD, "--branching=4,2.5,4", "--mask_size=16",
+                               "--crop_size=12"], "",
      ["--branching", "positive integers"]),
     ("branching_empty", ["--mode=train", MD, "--branching=,"], "", ["--branching", "positive integers"]),
-    ("width_multiplier_zero", ["--mode=train", MD, *TINY, "--width_multiplier=0"], "", ["--width_multiplier", "> 0"]),
-    ("width_multiplier_negative", ["--mode=train", MD, *TINY, "--width_multiplier=-1"], "", ["--width_multiplier", "> 0"]),
+    ("width_multiplier_zero", ["--mode=train", MD, *TINY, "--width_multiplier=0"],
+     "", ["--width_multiplier", "> 0"]),
+    ("width_multiplier_negative", ["--mode=train", MD, *TINY, "--width_multiplier=-1"],
+     "", ["--width_multiplier", "> 0"]),
     ("head_widths_two", ["--mode=train", MD, *TINY, "--head_widths=64,32"], "", ["--head_widths", "three"]),
     ("val_fraction_one", ["--mode=train", MD, *TINY, "--val_fraction=1"], "", ["--val_fraction", "(0, 1)"]),
     ("seed_negative", ["--mode=train", MD, *TINY, "--seed=-1"], "", ["--seed", "[0, "]),
     ("learning_rate_zero", ["--mode=train", MD, *TINY, "--learning_rate=0"], "", ["--learning_rate", "> 0"]),
     ("train_epochs_zero", ["--mode=train", MD, "--branching=4,4,4", "--mask_size=16", "--crop_size=12",
                            "--train_epochs=0"], "", ["--train_epochs", "positive integer"]),
-    ("checkpoint_epochs_zero", ["--mode=train", MD, *TINY, "--checkpoint_epochs=0"], "", ["--checkpoint_epochs", "positive"]),
+    ("checkpoint_epochs_zero", ["--mode=train", MD, *TINY, "--checkpoint_epochs=0"],
+     "", ["--checkpoint_epochs", "positive"]),
     ("keep_checkpoint_max_zero", ["--mode=train", MD, *TINY, "--keep_checkpoint_max=0"], "",
      ["--keep_checkpoint_max", "positive"]),
-    ("jit_compile_bad", ["--mode=train", MD, *TINY, "--jit_compile=yes"], "", ["--jit_compile", "auto, on, off"]),
-    ("mixed_precision_bad", ["--mode=train", MD, *TINY, "--mixed_precision=fp16"], "", ["--mixed_precision", "bfloat16"]),
-    ("shape_bad", ["--mode=show", MD, "--dataset=dsprites_mod", "--shape=triangle"], "", ["--shape", "square"]),
-    ("multi_worker_without_tf_config", ["--mode=train", MD, *TINY, "--strategy=multi_worker"], "", ["TF_CONFIG"]),
+    ("jit_compile_bad", ["--mode=train", MD, *TINY, "--jit_compile=yes"],
+     "", ["--jit_compile", "auto, on, off"]),
+    ("mixed_precision_bad", ["--mode=train", MD, *TINY, "--mixed_precision=fp16"],
+     "", ["--mixed_precision", "bfloat16"]),
+    ("shape_bad", ["--mode=show", MD, "--dataset=dsprites_mod", "--shape=triangle"],
+     "", ["--shape", "square"]),
+    ("multi_worker_without_tf_config", ["--mode=train", MD, *TINY, "--strategy=multi_worker"],
+     "", ["TF_CONFIG"]),
     ("train_without_model_dir", ["--mode=train", *TINY], "", ["--model_dir", "required"]),
     ("show_without_model_dir", ["--mode=show"], "", ["--model_dir", "required"]),
-    ("model_dir_is_a_file", ["--mode=train", "--model_dir={d}/afile", *TINY], "file", ["--model_dir", "is a file"], PROCESS),
+    ("model_dir_is_a_file", ["--mode=train", "--model_dir={d}/afile", *TINY],
+     "file", ["--model_dir", "is a file"], PROCESS),
     ("model_dir_below_a_file", ["--mode=train", "--model_dir={d}/afile/sub", *TINY], "file",
      ["--model_dir", "afile is a file"]),
     ("model_dir_unwritable_proc", ["--mode=train", "--model_dir=/proc/1/simclr_test", *TINY], "",
      ["--model_dir", "not writable"]),
     ("probe_without_model_dir", ["--mode=probe"], "", ["--model_dir", "required"]),
-    ("probe_missing_model_dir", ["--mode=probe", "--model_dir={d}/nothere"], "", ["--model_dir", "does not exist"]),
-    ("probe_model_dir_is_a_file", ["--mode=probe", "--model_dir={d}/afile"], "file", ["--model_dir", "is a file"]),
+    ("probe_missing_model_dir", ["--mode=probe", "--model_dir={d}/nothere"],
+     "", ["--model_dir", "does not exist"]),
+    ("probe_model_dir_is_a_file", ["--mode=probe", "--model_dir={d}/afile"],
+     "file", ["--model_dir", "is a file"]),
     ("probe_without_checkpoint", ["--mode=probe", MD], "model", ["--model_dir", "no checkpoint"]),
-    ("probe_corrupt_config_json", ["--mode=probe", MD], "corrupt_config", ["config.json", "corrupt"], PROCESS),
-    ("probe_bad_checkpoints", ["--mode=probe", MD, "--checkpoints=some"], "model", ["--checkpoints", "latest, all"]),
-    ("probe_decoder_epochs_zero", ["--mode=probe", MD, "--decoder_epochs=0"], "model", ["--decoder_epochs", "positive"]),
+    ("probe_corrupt_config_json", ["--mode=probe", MD],
+     "corrupt_config", ["config.json", "corrupt"], PROCESS),
+    ("probe_bad_checkpoints", ["--mode=probe", MD, "--checkpoints=some"],
+     "model", ["--checkpoints", "latest, all"]),
+    ("probe_decoder_epochs_zero", ["--mode=probe", MD, "--decoder_epochs=0"],
+     "model", ["--decoder_epochs", "positive"]),
     ("analyze_without_experiment_dir", ["--mode=analyze"], "", ["--experiment_dir", "required"]),
-    ("analyze_without_experiment_json", ["--mode=analyze", "--experiment_dir={d}"], "", ["experiment.json", "not found"]),
+    ("analyze_without_experiment_json", ["--mode=analyze", "--experiment_dir={d}"],
+     "", ["experiment.json", "not found"]),
     ("analyze_corrupt_results_json", ["--mode=analyze", "--experiment_dir={d}/e"], "corrupt_results",
      ["results.json", "corrupt"]),
-    ("reproduce_without_experiment", ["--mode=reproduce", "--experiment_dir={d}/e"], "", ["--experiment", "hierarchy"]),
+    ("reproduce_without_experiment", ["--mode=reproduce", "--experiment_dir={d}/e"],
+     "", ["--experiment", "hierarchy"]),
     ("reproduce_bad_temperatures", ["--mode=reproduce", "--experiment=hierarchy", "--experiment_dir={d}/e",
                                     "--temperatures=0.1,abc"], "", ["--temperatures", "numbers"]),
-    ("reproduce_bad_augment_presets", ["--mode=reproduce", "--experiment=dsprites_mod", "--experiment_dir={d}/e",
-                                       "--augment_presets=none,blur"], "", ["--augment_presets", "crop_jitter"]),
-    ("bad_preset", ["--mode=reproduce", "--experiment=hierarchy", "--preset=gpu"], "", ["--preset", "cpu, paper"]),
+    ("reproduce_bad_augment_presets", ["--mode=reproduce", "--experiment=dsprites_mod",
+                                       "--experiment_dir={d}/e", "--augment_presets=none,blur"],
+     "", ["--augment_presets", "crop_jitter"]),
+    ("bad_preset", ["--mode=reproduce", "--experiment=hierarchy", "--preset=gpu"],
+     "", ["--preset", "cpu, paper"]),
     ("preset_without_experiment", ["--mode=reproduce", "--preset=cpu"], "", ["--experiment", "required"]),
     ("missing_flagfile", ["--flagfile={d}/missing.cfg"], "", ["--flagfile", "missing.cfg"]),
     ("unknown_flag_in_flagfile", ["--flagfile={d}/bad.cfg"], "flagfile", ["--nope", "unknown flag"]),
-    ("unknown_flag", ["--mode=train", MD, "--temprature=0.5"], "", ["--temprature", "unknown flag", "--temperature"], PROCESS),
-    ("integer_flag_not_numeric", ["--mode=train", MD, "--train_batch_size=abc"], "", ["--train_batch_size", "an integer", "abc"]),
-    ("integer_flag_given_float", ["--mode=train", MD, "--train_epochs=2.5"], "", ["--train_epochs", "an integer"]),
+    ("unknown_flag", ["--mode=train", MD, "--temprature=0.5"],
+     "", ["--temprature", "unknown flag", "--temperature"], PROCESS),
+    ("integer_flag_not_numeric", ["--mode=train", MD, "--train_batch_size=abc"],
+     "", ["--train_batch_size", "an integer", "abc"]),
+    ("integer_flag_given_float", ["--mode=train", MD, "--train_epochs=2.5"],
+     "", ["--train_epochs", "an integer"]),
     ("float_flag_not_numeric", ["--mode=train", MD, "--temperature=warm"], "", ["--temperature", "a number"]),
-    ("bool_flag_bad", ["--mode=train", MD, "--deterministic=maybe"], "", ["--deterministic", "true or false"]),
+    ("bool_flag_bad", ["--mode=train", MD, "--deterministic=maybe"],
+     "", ["--deterministic", "true or false"]),
     ("flag_without_value", ["--mode"], "", ["--mode", "missing value"]),
     ("positional_argument", ["--mode=train", MD, "extra"], "", ["'extra'", "--name=value"]),
     ("lock_other_temperature", ["--mode=train", MD, *TINY, "--temperature=0.1"], "model",
      ["--temperature", "temperature=0.5", "not 0.1"]),
-    ("lock_other_branching", ["--mode=train", MD, "--branching=4,4,2", "--mask_size=16", "--crop_size=12"], "model",
+    ("lock_other_branching", ["--mode=train", MD, "--branching=4,4,2", "--mask_size=16",
+                              "--crop_size=12"], "model",
      ["--branching", "[4, 4, 4]", "[4, 4, 2]"]),
+    ("model_dir_in_use", ["--mode=train", MD, *TINY], "in_use", ["--model_dir", "in use by another run"]),
+    ("checkpoint_files_missing", ["--mode=train", MD, *TINY], "lost_checkpoint", ["ckpt-9.index", "missing"]),
+    ("resnet_stem_bad", ["--mode=train", MD, *TINY, "--resnet_stem=vgg"],
+     "", ["--resnet_stem", "cifar, imagenet"]),
     ("train_corrupt_config_json", ["--mode=train", MD, *TINY], "corrupt_config", ["config.json", "corrupt"]),
-    ("train_truncated_metrics_jsonl", ["--mode=train", MD, *TINY], "corrupt_metrics", ["metrics.jsonl", "line 2"]),
+    ("train_truncated_metrics_jsonl", ["--mode=train", MD, *TINY],
+     "corrupt_metrics", ["metrics.jsonl", "line 2"]),
 ]
 
 
@@ -126,7 +161,7 @@ def _setup(d: str, kind: str) -> None:
     if kind == "file":
         with open(os.path.join(d, "afile"), "w") as f:
             f.write("not a folder\n")
-    if kind in ("model", "corrupt_config", "corrupt_metrics"):
+    if kind in ("model", "corrupt_config", "corrupt_metrics", "in_use", "lost_checkpoint"):
         os.makedirs(os.path.join(d, "m"))
         text = json.dumps(dataclasses.replace(TINY_CONFIG, model_dir=os.path.join(d, "m")).to_json())
         with open(os.path.join(d, "m", "config.json"), "w") as f:
@@ -134,6 +169,13 @@ def _setup(d: str, kind: str) -> None:
     if kind == "corrupt_metrics":
         with open(os.path.join(d, "m", "metrics.jsonl"), "w") as f:
             f.write('{"step": 1, "loss": 6.9}\n{"step": 2, "lo')
+    if kind == "in_use":
+        with open(os.path.join(d, "m", ".lock"), "w"):
+            pass
+    if kind == "lost_checkpoint":
+        os.makedirs(os.path.join(d, "m", "ckpt"))
+        with open(os.path.join(d, "m", "ckpt", "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "ckpt-9"\nall_model_checkpoint_paths: "ckpt-9"\n')
     if kind == "corrupt_results":
         os.makedirs(os.path.join(d, "e", "t", "probe"))
         with open(os.path.join(d, "e", "experiment.json"), "w") as f:
@@ -179,9 +221,17 @@ def table(tmp_path_factory):
             helper_cases.append({"id": cid, "argv": args, "cwd": d})
     with open(root / "cases.json", "w") as f:
         json.dump(helper_cases, f)
-    helper = subprocess.run([sys.executable, os.path.join(HERE, "reliability_helper.py"), "cases",
-                             str(root / "cases.json"), str(root / "results.json")],
-                            env=env, capture_output=True, text=True, timeout=600)
+    # "another run" holds the run lock of the in_use case while the helper runs
+    held = [os.open(os.path.join(folders[c[0]], "m", ".lock"), os.O_RDWR) for c in CASES if c[2] == "in_use"]
+    for fd in held:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        helper = subprocess.run([sys.executable, os.path.join(HERE, "reliability_helper.py"), "cases",
+                                 str(root / "cases.json"), str(root / "results.json")],
+                                env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        for fd in held:
+            os.close(fd)
     assert helper.returncode == 0, helper.stderr[-3000:]
     with open(root / "results.json") as f:
         results = json.load(f)
@@ -245,7 +295,7 @@ OTHER_VALUE = dict(dataset="dsprites_mod", seed=1, branching=(4, 4, 2), mask_siz
                    val_fraction=0.2, shape="heart", model="resnet18", width_multiplier=0.5,
                    head_widths=(8, 8, 4), augment="none", color_jitter_strength=1.0, flip=True,
                    temperature=0.1, train_batch_size=8, learning_rate=1e-4, weight_decay=1e-4,
-                   mixed_precision="bfloat16")
+                   mixed_precision="bfloat16", resnet_stem="imagenet")
 
 
 def test_lock_refuses_every_locked_setting_and_writes_nothing(tmp_path):

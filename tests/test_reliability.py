@@ -10,7 +10,6 @@ per loop call, --deterministic) compared with one uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import signal
@@ -369,3 +368,16 @@ def test_provenance_records_versions_and_commit():
         assert isinstance(prov["git_dirty"], bool)
     else:
         assert prov["git_commit"] is None
+
+
+def test_run_lock_refuses_a_second_run_and_clears_stale_temporaries(tmp_path):
+    (tmp_path / ".metrics.jsonl.k3j2.tmp").write_text('{"step": 1')
+    (tmp_path / ".config.json.x1.tmp").write_text("{")
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    with workdir.run_lock(str(tmp_path)):
+        assert sorted(os.listdir(tmp_path)) == [".lock", "metrics.jsonl"]
+        with pytest.raises(UsageError, match=r"^--model_dir: .* in use by another run"):
+            with workdir.run_lock(str(tmp_path)):
+                pass
+    with workdir.run_lock(str(tmp_path)):  # released on exit
+        pass
