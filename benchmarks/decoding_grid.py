@@ -88,20 +88,6 @@ def _keras_runner(d, factor, jit_compile):
     return fit
 
 
-def _cpu_peak_flops(n=2048, repeats=5):
-    """`matmul_peak_flops` timed in process CPU seconds (for --clock cpu)."""
-    a = tf.random.stateless_normal([n, n], seed=[1, 2])
-    b = tf.random.stateless_normal([n, n], seed=[3, 4])
-    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    f().numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.process_time()
-        f().numpy()
-        best = min(best, time.process_time() - t)
-    return 2.0 * n ** 3 / best
-
-
 def _best_per_epoch(runners, epochs, repeats, clock, peak_too=False):
     """Best seconds per epoch of each runner, interleaved over `repeats` rounds.
 
@@ -113,8 +99,8 @@ def _best_per_epoch(runners, epochs, repeats, clock, peak_too=False):
     peak = 0.0
     for _ in range(repeats):
         if peak_too:
-            peak = max(peak, _cpu_peak_flops() if clock == "cpu"
-                       else matmul_peak_flops(repeats=5))
+            peak = max(peak, matmul_peak_flops(repeats=5, clock=time.process_time if clock == "cpu"
+                                               else time.perf_counter))
         for k, run in runners.items():
             t = now()
             run()

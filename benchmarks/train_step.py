@@ -18,13 +18,18 @@ views, plus 3x the NT-Xent similarity matmuls (2 x 2B x 2B x d).
 
 Timing: the two feeds run in alternating repeats, one loop call of `--steps`
 steps each, so ratios come from neighbouring measurements. Wall times are
-the best of the repeats (as for the matmul peak); the overhead is the median
-of the per-repeat ratios. Another process may share the CPUs, so the load
-average is printed, and every number is also given in process CPU seconds
-(all threads): CPU time per step hardly changes with the load, and
-"FLOPs per CPU-second / matmul FLOPs per CPU-second" is the efficiency the
-wall-clock fraction reaches on an idle machine when the step keeps every
-core busy.
+the best of the repeats, as for the matmul peak (re-measured between
+repeats); the overhead is the median of the per-repeat ratios. Another
+process may share the CPUs, so the load average is printed and every number
+is also given in process CPU seconds (all threads): CPU time per step hardly
+changes with the load, and "step FLOPs per CPU-second / matmul FLOPs per
+CPU-second" is what the wall-clock fraction becomes on an idle machine when
+the step and the matmul both keep every core busy. On a busy machine the wall
+fraction is unreliable either way (both times grow with the load, the
+matmul's by more: it splits its work statically over its threads and waits
+for a preempted one). `--steps 1 --repeats 200` finds idle moments for (a);
+(c) needs long calls (in short ones the pipeline prefetches while the other
+feed is timed).
 
     python benchmarks/train_step.py [--batch 256] [--steps 35] [--repeats 5]
 """
@@ -93,6 +98,11 @@ def time_call(loop, iterator, steps: int) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
+def median_overhead(times: dict) -> float:
+    """Median over repeats of pipeline time / cached time - 1."""
+    return statistics.median(p / c - 1.0 for p, c in zip(times["pipeline"], times["cached"]))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=256, help="items per step (2 views each)")
@@ -128,12 +138,14 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as ckpt_dir:
         state = train.build_state(config, dataset, strategy, ckpt_dir)
     loop = train.make_train_loop(config, state, jit=False)
-    # One warm-up call per feed (tracing, oneDNN primitive caches), then the repeats.
     feeds = make_feeds(config, dataset, strategy, (args.repeats + 1) * args.steps, args.cache)
 
-    peak = matmul_peak_flops()
+    # One warm-up call per feed: tracing, oneDNN primitive caches.
     for name in FEEDS:
         time_call(loop, feeds[name], args.steps)
+    # The peak is re-measured between repeats and the best kept: on a busy
+    # machine its threads rarely get every core at once.
+    peak = matmul_peak_flops()
     wall = {name: [] for name in FEEDS}
     cpu = {name: [] for name in FEEDS}
     for r in range(args.repeats):
@@ -141,13 +153,12 @@ def main(argv=None) -> dict:
             w, c = time_call(loop, feeds[name], args.steps)
             wall[name].append(w / args.steps)
             cpu[name].append(c / args.steps)
-    peak = max(peak, matmul_peak_flops())
+        peak = max(peak, matmul_peak_flops(repeats=2))
     peak_cpu = matmul_cpu_flops()
     load = os.getloadavg()
 
     flops = step_flops(config, shape)
     views = 2 * args.batch
-    ratio = lambda t: statistics.median(p / c - 1.0 for p, c in zip(t["pipeline"], t["cached"]))  # noqa: E731
     print(f"machine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads intra/inter "
           f"{args.intra_op or 'default'}/{args.inter_op or 'default'}, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min; above {os.cpu_count()}: "
@@ -157,8 +168,8 @@ def main(argv=None) -> dict:
     print(f"step: lenet {shape}, batch {args.batch} items = {views} views, "
           f"{args.steps} steps per loop call, {args.repeats} alternating repeats")
     print(f"FLOPs/step: {flops['total'] / 1e9:.3f} G = 3 x forward of convs + dense "
-          f"({flops['network'] / 1e9:.3f} G) + 3 x NT-Xent matmuls ({flops['nt_xent'] / 1e9:.3f} G); "
-          "2 FLOPs per multiply-add, backward counted as 2 x forward")
+          f"({flops['network'] / 1e9:.3f} G) + 3 x NT-Xent matmuls "
+          f"({flops['nt_xent'] / 1e9:.3f} G); 2 FLOPs per multiply-add, backward = 2 x forward")
     result = {}
     for name in FEEDS:
         best = min(wall[name])
@@ -174,8 +185,9 @@ def main(argv=None) -> dict:
         print(f"(a,b) {name:8s}: {r['views_per_s']:7,.0f} views/s, {r['ms_per_step']:.1f} ms/step, "
               f"{flops['total'] / r['ms_per_step'] / 1e6:.1f} GFLOP/s = "
               f"{100 * r['fraction_of_peak']:.1f}% of matmul peak (target >= 50%); "
-              f"CPU: {r['cpu_ms_per_step']:.1f} ms/step = {100 * r['cpu_fraction_of_peak']:.1f}%")
-    overhead, overhead_cpu = ratio(wall), ratio(cpu)
+              f"CPU time: {r['cpu_ms_per_step']:.1f} ms/step = "
+              f"{100 * r['cpu_fraction_of_peak']:.1f}% of the matmul's FLOPs per CPU-second")
+    overhead, overhead_cpu = median_overhead(wall), median_overhead(cpu)
     print(f"(c) input-pipeline overhead, pipeline vs cached: {100 * overhead:+.1f}% wall time "
           f"(target <= 5%), {100 * overhead_cpu:+.1f}% CPU time")
     result.update(peak_flops=peak, peak_cpu_flops=peak_cpu, step_flops=flops["total"],

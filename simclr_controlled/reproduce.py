@@ -57,13 +57,7 @@ def run(config: Config, log=print) -> int:
     for c in models.values():
         config_lib.validate(c)
         workdir.check_output_dir(c.model_dir)
-        old = workdir.saved_config(c.model_dir)
-        if old is not None:
-            diffs = config_lib.locked_differences(old, c)
-            if diffs:
-                key, was, now = diffs[0]
-                raise UsageError(f"--{key}: {c.model_dir} was made with {key}={was!r}, not {now!r}; "
-                                 "use another --experiment_dir or the same value")
+        workdir.check_lock(c, flag="experiment_dir")
         _probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
     io.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
                          {"experiment": config.experiment,
