@@ -108,7 +108,7 @@ def analyze_dsprites(experiment_dir: str, exp: dict, out: str) -> tuple[list, li
     return paths, claims_lib.check_dsprites(dec), {"decodability": dec, "invariance": table}
 
 
-def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> dict:
+def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[dict, list]:
     """Linear CKA between the experiment's models at every head layer, on the
     same (up to) 1000 un-augmented training images; one heat map per layer."""
     from simclr_controlled import datasets, figures, probe, train
@@ -124,13 +124,13 @@ def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> d
             images = probe.eval_images(c, dataset)[idx]
         model, _ = train.restore_model(c, dataset, model_dir, probe.checkpoint_paths(model_dir, "latest")[0])
         acts[name] = activations.compute_activations(model, images)
-    result = {}
+    result, paths = {}, []
     for t in TAPS:
         names, matrix = cka.cka_matrix({name: a[t] for name, a in acts.items()})
         result[t] = {"models": names, "linear": matrix.tolist()}
-        figures.cka_heatmap(names, matrix, os.path.join(out, f"cka_models_{t}"),
-                            f"linear CKA between models at {t}")
-    return result
+        paths += figures.cka_heatmap(names, matrix, os.path.join(out, f"cka_models_{t}"),
+                                     f"linear CKA between models at {t}")[0]
+    return result, paths
 
 
 def run(config: Config, log=print) -> list:
@@ -143,7 +143,8 @@ def run(config: Config, log=print) -> list:
         paths, results = analyze_hierarchy(config.experiment_dir, exp, out, config.seed)
     else:
         paths, results, extra = analyze_dsprites(config.experiment_dir, exp, out)
-    extra["cka_models"] = cka_between_models(config.experiment_dir, exp, out, config.seed)
+    extra["cka_models"], cka_paths = cka_between_models(config.experiment_dir, exp, out, config.seed)
+    paths += cka_paths
     io.atomic_write_json(os.path.join(out, "claims.json"),
                          {"experiment": exp["experiment"], "claims": [c.to_json() for c in results],
                           **extra, "provenance": io.provenance()})
