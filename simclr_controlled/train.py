@@ -278,7 +278,6 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
     jit = config.jit_compile == "on" or (config.jit_compile == "auto" and strategy_lib.uses_accelerator(strategy))
     train_loop = make_train_loop(config, state, jit)
     steps_per_loop = config.steps_per_loop or min(per_epoch, 100)
-    flops_note = ""
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "tb"))
     if chief and start == 0:
         _write_view_images(writer, config, dataset, 0)
@@ -321,7 +320,7 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
                     "projection_std": proj_std, "learning_rate": config.learning_rate,
                     "views_per_second": views_per_s}
             log(f"epoch {epoch_f:7.2f}/{final / per_epoch:g}  step {step}/{final}  loss {loss:.4f}  "
-                f"contrastive_acc {acc:.3f}  {views_per_s:,.0f} views/s  ETA {_format_eta(eta)}{flops_note}")
+                f"contrastive_acc {acc:.3f}  {views_per_s:,.0f} views/s  ETA {_format_eta(eta)}")
             if chief:
                 io.append_jsonl(metrics_path, last)
                 with writer.as_default():
