@@ -67,16 +67,7 @@ def step_flops(config: Config, input_shape: tuple[int, int, int]) -> dict[str, i
 
 def matmul_cpu_flops(n: int = 2048, repeats: int = 10) -> float:
     """The matmul of `matmul_peak_flops`, in FLOPs per process CPU second (best run)."""
-    a = tf.random.stateless_normal([n, n], seed=[1, 2])
-    b = tf.random.stateless_normal([n, n], seed=[3, 4])
-    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    f().numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.process_time()
-        f().numpy()
-        best = min(best, time.process_time() - t)
-    return 2.0 * n ** 3 / best
+    return matmul_peak_flops(n, repeats, clock=time.process_time)
 
 
 def make_feeds(config: Config, dataset, strategy, total_steps: int, cache: int) -> dict:
