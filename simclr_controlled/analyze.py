@@ -62,18 +62,16 @@ def analyze_hierarchy(experiment_dir: str, exp: dict, out: str, seed: int) -> tu
         recs = io.read_jsonl(stats_path) if os.path.exists(stats_path) else []
         records[t] = recs or [{"epoch": 0, **{k: final[k] for k in ("channel_preference", "similarity")}}]
     paths = []
-    paths += figures.channel_preference_over_training(
-        records, "train", os.path.join(out, "fig2_channel_preference_train"),
-        "Fig. 2: channel preference (train masks)")[0]
-    paths += figures.channel_preference_over_training(
-        records, "random", os.path.join(out, "figB1_channel_preference_random"),
-        "Fig. B.1: channel preference (random masks)")[0]
-    paths += figures.similarity_over_training(
-        records, "train", os.path.join(out, "figB2_similarity_train"),
-        "Fig. B.2: hierarchically constrained similarity (train)")[0]
-    paths += figures.similarity_over_training(
-        records, "validation", os.path.join(out, "figB3_similarity_validation"),
-        "Fig. B.3: hierarchically constrained similarity (validation)")[0]
+    for draw, which, stem, title in (
+            (figures.channel_preference_over_training, "train", "fig2_channel_preference_train",
+             "Fig. 2: channel preference (train masks)"),
+            (figures.channel_preference_over_training, "random", "figB1_channel_preference_random",
+             "Fig. B.1: channel preference (random masks)"),
+            (figures.similarity_over_training, "train", "figB2_similarity_train",
+             "Fig. B.2: hierarchically constrained similarity (train)"),
+            (figures.similarity_over_training, "validation", "figB3_similarity_validation",
+             "Fig. B.3: hierarchically constrained similarity (validation)")):
+        paths += draw(records, which, os.path.join(out, stem), title)[0]
     results = claims_lib.check_hierarchy(cp_train, cp_random, sim, seed=seed)
     return paths, results
 

@@ -98,7 +98,10 @@ def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dic
     return out
 
 
-def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print) -> dict:
+def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
+                     hierarchy_inputs: dict | None = None) -> dict:
+    """Every analysis of one checkpoint. `hierarchy_inputs`: the images of the
+    hierarchy statistics (`hierarchy_stats.analysis_inputs`), made once per run."""
     model, step = train.restore_model(config, dataset, config.model_dir, path)
     record: dict = {"checkpoint": os.path.basename(path), "step": step}
     images = eval_images(config, dataset)
@@ -107,7 +110,7 @@ def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print) -> 
     cka_idx = idx[:NUM_CKA_ITEMS]
     if config.dataset == "hierarchy":
         from simclr_controlled.probes import hierarchy_stats
-        inputs = hierarchy_stats.analysis_inputs(dataset, config.crop_size, config.seed)
+        inputs = hierarchy_inputs or hierarchy_stats.analysis_inputs(dataset, config.crop_size, config.seed)
         record.update(hierarchy_stats.statistics(model, inputs))
         acts = activations.compute_activations(model, images[idx])
         record["pca"], record["cka"] = _pca_and_cka(acts, np.arange(len(idx)), np.arange(len(cka_idx)),
@@ -129,10 +132,14 @@ def run(config: Config, log=print) -> dict:
     saved = dataclasses.replace(saved, model_dir=config.model_dir, decoder_epochs=config.decoder_epochs,
                                 checkpoints=config.checkpoints)
     dataset = datasets.get_dataset(saved.dataset, seed=saved.seed, **saved.dataset_params())
+    inputs = None
+    if saved.dataset == "hierarchy":
+        from simclr_controlled.probes import hierarchy_stats
+        inputs = hierarchy_stats.analysis_inputs(dataset, saved.crop_size, saved.seed)
     records = []
     for path in paths:
         log(f"probing {path}")
-        records.append(probe_checkpoint(saved, dataset, path, log))
+        records.append(probe_checkpoint(saved, dataset, path, log, inputs))
     results = {"model_dir": config.model_dir, "dataset": saved.dataset, "seed": saved.seed,
                "config": saved.to_json(), "dataset_params": dict(dataset.params),
                "decoder_epochs": saved.decoder_epochs, "final": records[-1],
