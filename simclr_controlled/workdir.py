@@ -156,8 +156,3 @@ def run_lock(model_dir: str):
         yield
     finally:
         os.close(fd)  # releases the flock
-
-
-def has_checkpoint(model_dir: str) -> bool:
-    import tensorflow as tf
-    return tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")) is not None
