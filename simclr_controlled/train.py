@@ -34,6 +34,7 @@ from simclr_controlled import input_pipeline, io, losses, models
 from simclr_controlled import strategy as strategy_lib
 from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
+from simclr_controlled.errors import UsageError
 
 EvalHook = Callable[[keras.Model, int, int], dict]
 
@@ -133,9 +134,13 @@ def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: 
                                    head_widths=config.head_widths, seed=config.seed,
                                    **model_kwargs(config))
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    if checkpoint is None:
+        checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt"))
+        if checkpoint is None:
+            raise UsageError(f"--model_dir: {model_dir} has no checkpoint in "
+                             f"{os.path.join(model_dir, 'ckpt')}; train it first")
     ckpt = tf.train.Checkpoint(model_weights=model_weights(model), step=step)
-    if checkpoint is not None:
-        ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
+    ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
     return model, int(step.numpy())
 
 

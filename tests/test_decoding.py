@@ -59,6 +59,30 @@ def test_batched_grid_equals_one_decoder_at_a_time():
         np.testing.assert_allclose(one["val_accuracy"][0], acc[k], atol=1.01 / 100)
 
 
+def test_dead_features_are_dropped_without_changing_the_result():
+    rng = np.random.default_rng(4)
+    x, y = _blobs(rng, 400, 10, 5, spread=1.5)
+    x = np.maximum(x, 0)  # ReLU-like
+    # Three features that are 0 everywhere (never-firing ReLUs), interleaved.
+    dead = np.insert(x, [0, 4, 10], 0.0, axis=1)
+    kw = dict(epochs=4, batch_size=32, seed=3)
+    a = decoding.decode(x[:300], y[:300], x[300:], y[300:], 5, **kw)
+    b = decoding.decode(dead[:300], y[:300], dead[300:], y[300:], 5, **kw)
+    assert a["num_features_used"] == b["num_features_used"] == 10
+    assert a["best_val_accuracy"] == b["best_val_accuracy"]
+    np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1.01 / 100)
+    # A feature that is 0 on the training split but fires on validation stays.
+    half = dead.copy()
+    half[300:, 0] = 1.0
+    c = decoding.decode(half[:300], y[:300], half[300:], y[300:], 5, **kw)
+    assert c["num_features_used"] == 11
+    # All features dead: one column is kept and the decoder predicts from its bias.
+    z = decoding.decode(np.zeros((300, 4), np.float32), y[:300],
+                        np.zeros((100, 4), np.float32), y[300:], 5, **kw)
+    assert z["num_features_used"] == 1
+    assert z["best_val_accuracy"] <= np.bincount(y[300:], minlength=5).max() / 100
+
+
 def test_best_is_the_maximum_and_names_its_grid_point():
     rng = np.random.default_rng(3)
     x, y = _blobs(rng, 400, 10, 5, spread=1.5)

@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from simclr_controlled import datasets, train
+from simclr_controlled import datasets, models, train
 from simclr_controlled.config import Config
+from simclr_controlled.errors import UsageError
 from simclr_controlled.losses import contrastive_accuracy_chance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,6 +67,25 @@ def test_resume_is_bitwise_identical(tmp_path):
     # the metrics of the resumed run cover the same steps as the uninterrupted run
     steps = lambda d: [json.loads(l)["step"] for l in open(d / "metrics.jsonl")]  # noqa: E731
     assert steps(tmp_path / "part")[-1] == steps(tmp_path / "full")[-1] == 12
+
+
+def test_restore_model_defaults_to_latest_checkpoint(tmp_path):
+    config = small_config(tmp_path / "m", train_steps=6)
+    data = small_dataset(config)
+    with pytest.raises(UsageError, match="--model_dir: .* has no checkpoint"):
+        train.restore_model(config, data, config.model_dir)
+    train.train(config, data, log=lambda s: None)
+    model, step = train.restore_model(config, data, config.model_dir)
+    assert step == 6
+    fresh = models.build_model(config.model, train.input_shape(config, data),
+                               width_multiplier=config.width_multiplier,
+                               head_widths=config.head_widths, seed=config.seed,
+                               **train.model_kwargs(config))
+    restored = train.model_weights(model)
+    assert len(restored) == len(train.model_weights(fresh))
+    # The trained weights, not the initialization.
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(restored, train.model_weights(fresh)))
 
 
 def test_eval_hook_records_over_training(tmp_path):
