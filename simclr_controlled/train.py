@@ -320,7 +320,9 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
                     "or raise --temperature")
             views_per_s = 2 * config.train_batch_size * n / dt
             epoch_f = step / per_epoch
-            eta = (final - step) * dt / n
+            # From the whole run so far, so evaluations and checkpoint writes
+            # between loop calls count too (not just the training steps).
+            eta = (final - step) * (time.perf_counter() - t_begin) / (step - start)
             last = {"step": step, "epoch": epoch_f, "loss": loss, "contrastive_accuracy": acc,
                     "projection_std": proj_std, "learning_rate": config.learning_rate,
                     "views_per_second": views_per_s}

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -102,6 +103,35 @@ def test_eval_hook_records_over_training(tmp_path):
     assert calls == [(0, 0), (1, per_epoch), (2, 2 * per_epoch)]
     lines = [json.loads(l) for l in open(tmp_path / "stats.jsonl")]
     assert [l["value"] for l in lines] == [0.0, 1.0, 2.0]
+
+
+def test_eta_counts_evaluations_not_only_training_steps(tmp_path, monkeypatch):
+    # A fake clock: each reading advances 1 s, each evaluation 100 s. The ETA
+    # must include the evaluations still to come (no real timing involved).
+    clock = {"t": 0.0}
+
+    def perf_counter():
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    config = small_config(tmp_path, train_epochs=4, eval_every_epochs=1)
+    data = small_dataset(config)
+
+    def hook(model, epoch, step):
+        clock["t"] += 100.0
+        return {}
+
+    lines = []
+    train.train(config, data, eval_hook=hook, log=lines.append)
+    etas = [line.split("ETA ")[1] for line in lines if "ETA " in line]
+    per_epoch = len(data.train_idx) // config.train_batch_size
+    assert len(etas) >= 4 and per_epoch <= config.steps_per_loop  # one loop call per epoch
+    # After epoch 2 (the epoch-1 evaluation behind, two epochs and their
+    # evaluations ahead) the ETA is about 2 x 50 s, not the few seconds the
+    # training steps alone take.
+    minutes, seconds = etas[1].rstrip("s").split("m")
+    assert 60 * int(minutes) + int(seconds) >= 90, etas
 
 
 def test_two_replicas_match_one_replica(tmp_path, mirrored_strategy):
