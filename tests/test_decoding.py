@@ -59,6 +59,14 @@ def test_batched_grid_equals_one_decoder_at_a_time():
         np.testing.assert_allclose(one["val_accuracy"][0], acc[k], atol=1.01 / 100)
 
 
+def test_xla_only_for_narrow_grids_on_a_cpu():
+    g = len(decoding.LEARNING_RATES) * len(decoding.WEIGHT_DECAYS)
+    assert decoding.use_xla(g * 10, accelerator=False)        # color: overhead-bound
+    assert decoding.use_xla(g * 6, accelerator=False)         # scale
+    assert not decoding.use_xla(g * 256, accelerator=False)   # position: matmul-bound
+    assert decoding.use_xla(g * 256, accelerator=True)
+
+
 def test_dead_features_are_dropped_without_changing_the_result():
     rng = np.random.default_rng(4)
     x, y = _blobs(rng, 400, 10, 5, spread=1.5)

@@ -13,7 +13,8 @@ gradient, followed by one fused Adam update of all grid points (per-column
 learning rates and weight decays; see `_train_grid_impl`). The whole training
 run (all epochs, all steps, per-epoch validation of all grid points with one
 matmul) is one `tf.function` graph of nested while loops, so Python never
-runs in the inner loop; on a GPU/TPU it is one XLA program.
+runs in the inner loop; on a GPU/TPU, and on a CPU for the narrow color and
+scale grids, it is one XLA program (`use_xla`).
 
 Choices where the paper is silent (documented, and the same for every
 grid point, so the grid points differ ONLY in learning rate and weight decay):
@@ -213,14 +214,26 @@ def _train_grid_impl(x, y, val_x, val_y, lr, wd, orders, u_w, m_w, v_w, u_b, m_b
 # One fused pass (a + s * u) instead of TF's two kernels over [d, G*C].
 _add_scaled = tf.function(lambda a, u, s: a + s * u, jit_compile=True)
 
-# On CPU the loop runs un-jitted: with TF's oneDNN matmuls a position-sized
-# epoch took 15-45% less CPU time than the XLA:CPU loop (measured). On an
-# accelerator the whole loop is one XLA program, so per-op dispatch does not
-# sit in the inner loop either.
+# On an accelerator the whole loop is one XLA program, so per-op dispatch
+# does not sit in the inner loop. On a CPU it depends on the grid's width
+# (G*C columns), measured on 2 cores at the dSprites shapes:
+# - wide grids (position, 9 x 256 columns) are matmul-bound, and TF's oneDNN
+#   matmuls beat XLA:CPU's: 0.31 vs 0.33 s per epoch (d=512), 0.13 vs 0.16
+#   (d=128); earlier runs 15-45% less CPU time;
+# - narrow grids (color 90, scale 54 columns) are bound by per-op dispatch,
+#   which XLA removes: 0.025 vs 0.038 s per epoch (d=512), 0.013 vs 0.024
+#   (d=128), for 0.2-0.5 s more compile time on the first call.
+# The threshold sits between the two measured regimes.
+_CPU_XLA_MAX_COLUMNS = 512
 # A probe runs the grid at 12 (layer, factor) shapes, each traced once with
 # static shapes (the loop needs them). One tf.function per shape keeps TF from
 # filling the log with "triggered tf.function retracing" warnings.
 _GRID_FUNCTIONS: dict = {}
+
+
+def use_xla(columns: int, *, accelerator: bool) -> bool:
+    """Whether a grid of `columns` = G*C runs as one XLA program (see above)."""
+    return accelerator or columns <= _CPU_XLA_MAX_COLUMNS
 
 
 def _grid_function(xla: bool, key: tuple):
@@ -232,11 +245,13 @@ def _grid_function(xla: bool, key: tuple):
 def _train_grid(x, y, val_x, val_y, lr, wd, orders, *, num_classes, xla=None):
     """Runs the grid from zero weights; returns (correct [epochs, G], W [d, G*C], b [G*C]).
 
-    xla: None picks XLA when a GPU/TPU is visible, else the TF loop.
+    xla: None picks XLA when a GPU/TPU is visible; on a CPU, XLA for grids of
+    at most `_CPU_XLA_MAX_COLUMNS` columns and the TF loop for wider ones.
     """
-    if xla is None:
-        xla = bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
     gc = lr.shape[0] * num_classes
+    if xla is None:
+        accelerator = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+        xla = use_xla(gc, accelerator=bool(accelerator))
     state = [tf.Variable(tf.zeros(shape)) for shape in
              [[x.shape[1], gc]] * 3 + [[gc]] * 3]
     key = (tuple(x.shape), tuple(val_x.shape), tuple(orders.shape), lr.shape[0], num_classes)
