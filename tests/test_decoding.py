@@ -71,24 +71,40 @@ def test_dead_features_are_dropped_without_changing_the_result():
     rng = np.random.default_rng(4)
     x, y = _blobs(rng, 400, 10, 5, spread=1.5)
     x = np.maximum(x, 0)  # ReLU-like
-    # Three features that are 0 everywhere (never-firing ReLUs), interleaved.
-    dead = np.insert(x, [0, 4, 10], 0.0, axis=1)
+    # 120 features that are 0 everywhere (never-firing ReLUs), spread among
+    # the 10 live ones: the decoder then runs 64 wide instead of 130.
+    dead = np.insert(x, np.repeat(np.arange(11), 12)[:120], 0.0, axis=1)
+    assert dead.shape[1] == 130
     kw = dict(epochs=4, batch_size=32, seed=3)
     a = decoding.decode(x[:300], y[:300], x[300:], y[300:], 5, **kw)
     b = decoding.decode(dead[:300], y[:300], dead[300:], y[300:], 5, **kw)
-    assert a["num_features_used"] == b["num_features_used"] == 10
+    assert a["num_live_features"] == b["num_live_features"] == 10
     assert a["best_val_accuracy"] == b["best_val_accuracy"]
     np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1.01 / 100)
-    # A feature that is 0 on the training split but fires on validation stays.
+    # A feature that is 0 on the training split but fires on validation is live.
     half = dead.copy()
     half[300:, 0] = 1.0
     c = decoding.decode(half[:300], y[:300], half[300:], y[300:], 5, **kw)
-    assert c["num_features_used"] == 11
-    # All features dead: one column is kept and the decoder predicts from its bias.
+    assert c["num_live_features"] == 11
+    # All features dead: the decoder predicts from its bias alone.
     z = decoding.decode(np.zeros((300, 4), np.float32), y[:300],
                         np.zeros((100, 4), np.float32), y[300:], 5, **kw)
-    assert z["num_features_used"] == 1
+    assert z["num_live_features"] == 0
     assert z["best_val_accuracy"] <= np.bincount(y[300:], minlength=5).max() / 100
+
+
+def test_dead_feature_widths_are_bucketed():
+    # 70 and 100 live features of 512 both run 128 wide: one traced shape.
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 200)
+    for live in (70, 100):
+        x = np.zeros((200, 512), np.float32)
+        x[:, :live] = rng.random((200, live))
+        r = decoding.decode(x[:150], y[:150], x[150:], y[150:], 3, epochs=1)
+        assert r["num_live_features"] == live
+    train_shapes = {key[0] for _, key in decoding._GRID_FUNCTIONS}
+    assert (150, 128) in train_shapes
+    assert not {(150, 70), (150, 100), (150, 512)} & train_shapes
 
 
 def test_best_is_the_maximum_and_names_its_grid_point():

@@ -44,7 +44,9 @@ grid point, so the grid points differ ONLY in learning rate and weight decay):
   trained dSprites CPU models) is dropped before training. This changes no
   result: its weights start at 0, get no data gradient, so weight decay
   keeps them at 0, and it adds nothing to any logit. It saves their share of
-  the matmuls. `num_features_used` in the result says how many remained.
+  the matmuls. `num_live_features` in the result counts the others. (The
+  decoder's width is rounded up to a multiple of 64 with dead columns, so
+  that probes over many checkpoints reuse a few traced shapes.)
 - Accuracy ties in argmax go to the lowest class index (tf.argmax); the best
   score's ties go to the earliest grid point (grid order: learning rates
   outer, weight decays inner), then the earliest epoch.
@@ -61,6 +63,8 @@ from simclr_controlled.errors import UsageError
 
 LEARNING_RATES = (1e-2, 1e-3, 1e-4)
 WEIGHT_DECAYS = (0.0, 1e-4, 1e-2)
+# Decoder input widths are multiples of this after dropping dead features.
+_WIDTH_STEP = 64
 _BETA_1 = 0.9
 _BETA_2 = 0.999
 _EPSILON = 1e-7
@@ -271,7 +275,7 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
     Returns a JSON-friendly dict: best_val_accuracy (max over epochs and grid),
     best_learning_rate, best_weight_decay, best_epoch (1-based: epochs trained),
     val_accuracy [G][epochs], grid [[lr, wd], ...] (learning rates outer),
-    num_features_used (features left after dropping dead ones; module doc).
+    num_live_features (features that are nonzero somewhere; module doc).
     Raises UsageError naming the bad argument.
     """
     num_classes = _check_positive_int("num_classes", num_classes)
@@ -292,10 +296,16 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
     train_y = _check_labels("train_y", train_y, train_x.shape[0], num_classes, "train_x")
     val_y = _check_labels("val_y", val_y, val_x.shape[0], num_classes, "val_x")
     batch_size = min(batch_size, train_x.shape[0])
-    live = np.flatnonzero(np.any(train_x != 0, axis=0) | np.any(val_x != 0, axis=0))
-    if live.size < train_x.shape[1]:
-        live = live if live.size else np.zeros(1, np.int64)  # keep a [N, 1] matmul
-        train_x, val_x = train_x[:, live], val_x[:, live]
+    live = np.any(train_x != 0, axis=0) | np.any(val_x != 0, axis=0)
+    num_live = int(live.sum())
+    # Widths rounded up to a multiple of _WIDTH_STEP with some of the dead
+    # (all-zero) columns, which change nothing: a probe over many checkpoints
+    # then reuses a few traced shapes instead of tracing one per live count.
+    width = min(train_x.shape[1], -(-max(num_live, 1) // _WIDTH_STEP) * _WIDTH_STEP)
+    if width < train_x.shape[1]:
+        keep = np.sort(np.concatenate([np.flatnonzero(live),
+                                       np.flatnonzero(~live)[:width - num_live]]))
+        train_x, val_x = train_x[:, keep], val_x[:, keep]
 
     grid = [(lr, wd) for lr in lrs for wd in wds]
     correct, _, _ = _train_grid(
@@ -315,5 +325,5 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
         "best_epoch": int(best_e) + 1,
         "val_accuracy": acc.tolist(),
         "grid": [[lr, wd] for lr, wd in grid],
-        "num_features_used": int(train_x.shape[1]),
+        "num_live_features": num_live,
     }
