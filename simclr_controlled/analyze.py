@@ -120,7 +120,7 @@ def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> t
             dataset = datasets.get_dataset(c.dataset, seed=c.seed, **c.dataset_params())
             idx = np.asarray(dataset.train_idx)[pca.sample_indices(len(dataset.train_idx), 1000, seed)]
             images = probe.eval_images(c, dataset)[idx]
-        model, _ = train.restore_model(c, dataset, model_dir, probe.checkpoint_paths(model_dir, "latest")[0])
+        model, _ = train.restore_model(c, dataset, model_dir)
         acts[name] = activations.compute_activations(model, images)
     result, paths = {}, []
     for t in TAPS:

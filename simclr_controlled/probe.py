@@ -18,7 +18,6 @@ import dataclasses
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from simclr_controlled import io, train
 from simclr_controlled.config import Config
@@ -48,19 +47,6 @@ def model_config(model_dir: str) -> Config:
         return Config.from_json(d)
     except TypeError as e:
         raise UsageError(f"{path}: corrupt config ({e})") from None
-
-
-def checkpoint_paths(model_dir: str, which: str) -> list[str]:
-    ckpt_dir = os.path.join(model_dir, "ckpt")
-    state = tf.train.get_checkpoint_state(ckpt_dir)
-    if state is None or not state.model_checkpoint_path:
-        raise UsageError(f"--model_dir: {model_dir} has no checkpoint in {ckpt_dir}; train it first")
-    paths = list(state.all_model_checkpoint_paths) if which == "all" else [state.model_checkpoint_path]
-    paths = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in paths]
-    missing = [p for p in paths if not tf.io.gfile.glob(p + ".index")]
-    if missing:
-        raise UsageError(f"{missing[0]}: checkpoint listed in {ckpt_dir}/checkpoint is missing")
-    return paths
 
 
 def eval_images(config: Config, dataset: Dataset) -> np.ndarray:
@@ -128,7 +114,7 @@ def run(config: Config, log=print) -> dict:
     """Probes `config.model_dir`; returns and writes the results."""
     from simclr_controlled import datasets
     saved = model_config(config.model_dir)
-    paths = checkpoint_paths(config.model_dir, config.checkpoints)
+    paths = train.checkpoint_paths(config.model_dir, config.checkpoints)
     saved = dataclasses.replace(saved, model_dir=config.model_dir, decoder_epochs=config.decoder_epochs,
                                 checkpoints=config.checkpoints)
     dataset = datasets.get_dataset(saved.dataset, seed=saved.seed, **saved.dataset_params())

@@ -75,7 +75,7 @@ def run(config: Config, log=print) -> int:
             status = modes.train(c)
             if status:
                 return status
-        latest = int(os.path.basename(probe.checkpoint_paths(c.model_dir, "latest")[0]).split("-")[-1])
+        latest = int(os.path.basename(train.checkpoint_paths(c.model_dir, "latest")[0]).split("-")[-1])
         if _probed_step(c.model_dir) == latest:
             log(f"  {name}: already probed at step {latest}")
         else:

@@ -124,6 +124,21 @@ def build_state(config: Config, dataset: Dataset, strategy, ckpt_dir: str) -> Tr
     return TrainState(model, optimizer, step, manager, strategy)
 
 
+def checkpoint_paths(model_dir: str, which: str) -> list[str]:
+    """Saved checkpoints of `model_dir`: the latest (`which="latest"`) or all,
+    oldest first; UsageError when there are none or a listed one is missing."""
+    ckpt_dir = os.path.join(model_dir, "ckpt")
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    if state is None or not state.model_checkpoint_path:
+        raise UsageError(f"--model_dir: {model_dir} has no checkpoint in {ckpt_dir}; train it first")
+    paths = list(state.all_model_checkpoint_paths) if which == "all" else [state.model_checkpoint_path]
+    paths = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in paths]
+    missing = [p for p in paths if not tf.io.gfile.glob(p + ".index")]
+    if missing:
+        raise UsageError(f"{missing[0]}: checkpoint listed in {ckpt_dir}/checkpoint is missing")
+    return paths
+
+
 def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: str | None = None,
                   strategy=None) -> tuple[keras.Model, int]:
     """The model of `model_dir` at `checkpoint` (default: latest), and its step."""
@@ -135,10 +150,7 @@ def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: 
                                    **model_kwargs(config))
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     if checkpoint is None:
-        checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt"))
-        if checkpoint is None:
-            raise UsageError(f"--model_dir: {model_dir} has no checkpoint in "
-                             f"{os.path.join(model_dir, 'ckpt')}; train it first")
+        checkpoint = checkpoint_paths(model_dir, "latest")[0]
     ckpt = tf.train.Checkpoint(model_weights=model_weights(model), step=step)
     ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
     return model, int(step.numpy())

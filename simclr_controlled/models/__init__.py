@@ -42,6 +42,18 @@ DTYPE_POLICIES = (None, "float32", "mixed_float16", "mixed_bfloat16")
 __all__ = ["TAPS", "MODELS", "DEFAULT_HEAD_WIDTHS", "build_model", "forward_flops"]
 
 
+def _three_positive_ints(value, flag: str, meaning: str) -> tuple[int, int, int]:
+    """`value` as a tuple of 3 Python ints > 0; UsageError naming `flag` otherwise."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = ()
+    if len(items) != 3 or not all(
+            isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in items):
+        raise UsageError(f"{flag}: must be 3 positive integers ({meaning}), got {value!r}")
+    return tuple(int(v) for v in items)
+
+
 def _check(name, input_shape, width_multiplier, head_widths) -> tuple:
     """Validated (input_shape, width_multiplier, head_widths); UsageError otherwise."""
     if name not in MODELS:
@@ -52,26 +64,11 @@ def _check(name, input_shape, width_multiplier, head_widths) -> tuple:
                          f"got {width_multiplier!r}")
     if head_widths is None:
         head_widths = DEFAULT_HEAD_WIDTHS[name]
-    try:
-        widths = tuple(head_widths)
-    except TypeError:
-        widths = ()
-    if len(widths) != 3 or not all(
-            isinstance(w, Integral) and not isinstance(w, bool) and w > 0 for w in widths):
-        raise UsageError("head_widths: must be 3 positive integers (one per head layer), "
-                         f"got {head_widths!r}")
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = ()
-    if len(shape) != 3 or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape):
-        raise UsageError(f"input_shape: must be 3 positive integers (height, width, "
-                         f"channels), got {input_shape!r}")
+    widths = _three_positive_ints(head_widths, "head_widths", "one per head layer")
+    shape = _three_positive_ints(input_shape, "input_shape", "height, width, channels")
     if name == "lenet" and min(output_hw(shape[0], shape[1])) < 1:
         raise UsageError(f"input_shape: lenet needs height and width >= 11, got {shape!r}")
-    return (tuple(int(s) for s in shape), float(width_multiplier),
-            tuple(int(w) for w in widths))
+    return shape, float(width_multiplier), widths
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], *,
