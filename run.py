@@ -65,6 +65,9 @@ flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu (or auto).")
 flags.DEFINE_string("jit_compile", "auto", "XLA: auto (on for TPU/GPU, off on CPU), on, off.")
 flags.DEFINE_string("mixed_precision", "auto", "auto (bfloat16 on TPU), off, bfloat16.")
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bitwise-reproducible runs).")
+flags.DEFINE_bool("recover", False, "train: when the checkpoint state file is missing or damaged, or "
+                  "the latest checkpoint is corrupt, resume from the newest intact checkpoint (the "
+                  "state file is rebuilt; what was skipped is named). Without it such a folder is refused.")
 # Probes and experiments (SPEC §3, §4).
 flags.DEFINE_string("checkpoints", "latest", "probe: latest, or all saved checkpoints (over training).")
 flags.DEFINE_integer("decoder_epochs", 500, "probe: epochs of each linear decoder (paper 500).")
@@ -101,7 +104,48 @@ def config_from_flags():
     }
     names = {f.name for f in dataclasses.fields(Config)}
     kw = {name: F[name].value for name in names if name in F and name not in special}
+    # Folders are made absolute here, once: every path below is then
+    # independent of the working directory (relative paths, paths in
+    # flagfiles, spaces and non-ASCII names all behave alike).
+    for name in ("model_dir", "experiment_dir"):
+        if kw[name]:
+            kw[name] = os.path.abspath(kw[name])
     return Config(**special, **kw)
+
+
+def default_model_dir(config):
+    """train/show without --model_dir: `runs/<dataset>` (git ignores runs/), said in the first line."""
+    if config.mode not in ("train", "show") or config.model_dir:
+        return config
+    path = os.path.join("runs", config.dataset)
+    print(f"note: no --model_dir given; {'training' if config.mode == 'train' else 'writing'} into {path}")
+    return dataclasses.replace(config, model_dir=os.path.abspath(path))
+
+
+def check_flagfiles(argv: list[str], seen: frozenset = frozenset()) -> None:
+    """Every --flagfile (nested ones too) is readable UTF-8 text; one line otherwise.
+
+    Relative flagfile paths, like every path inside a flagfile, are relative
+    to the working directory (absl's rule).
+    """
+    for arg in argv:
+        if not arg.startswith("--flagfile="):
+            continue
+        path = arg.split("=", 1)[1]
+        if path in seen:
+            continue
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8")
+        except FileNotFoundError:
+            fail(f"--flagfile: {path} not found")
+        except IsADirectoryError:
+            fail(f"--flagfile: {path} is a folder, not a flagfile")
+        except OSError as e:
+            fail(f"--flagfile: {path} cannot be read ({e.strerror})")
+        except UnicodeDecodeError as e:
+            fail(f"--flagfile: {path} is not UTF-8 text (byte {e.start}); save it as UTF-8")
+        check_flagfiles([line.strip() for line in text.splitlines()], seen | {path})
 
 
 def with_preset(argv: list[str]) -> list[str]:
@@ -209,6 +253,7 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip() + "\n\nFlags:\n" + F.get_help())
         return 0
     argv = with_preset(list(argv))
+    check_flagfiles(argv[1:])
     try:
         rest = F(argv)
     except flags.Error as e:
@@ -218,13 +263,17 @@ def main(argv: list[str]) -> int:
     if F.mode not in MODES:
         fail(f"--mode: unknown mode {F.mode!r}; allowed: {', '.join(MODES)}")
     from simclr_controlled.errors import UsageError
-    from simclr_controlled import modes
+    from simclr_controlled import modes, workdir
     try:
         config = config_from_flags().with_dataset_defaults()
+        config = default_model_dir(config)
         modes.check(config)
-        if config.mode in modes.NEEDS_TENSORFLOW:
-            import_tensorflow_quietly()
-        return modes.run(config)
+        # A folder that an earlier or running training locked is locked now,
+        # before TensorFlow and the data load, so a concurrent run is refused at once.
+        with workdir.lock_if_used_before(config.model_dir if config.mode == "train" else ""):
+            if config.mode in modes.NEEDS_TENSORFLOW:
+                import_tensorflow_quietly()
+            return modes.run(config)
     except UsageError as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from simclr_controlled import claims as claims_lib
-from simclr_controlled import io
+from simclr_controlled import files, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
 
@@ -27,7 +27,7 @@ def read_experiment(experiment_dir: str) -> dict:
         raise UsageError("--experiment_dir: required for --mode=analyze (a folder made by --mode=reproduce)")
     if not os.path.isdir(experiment_dir):
         raise UsageError(f"--experiment_dir: {experiment_dir} is not a folder")
-    exp = io.read_json(os.path.join(experiment_dir, "experiment.json"))
+    exp = files.read_json(os.path.join(experiment_dir, "experiment.json"))
     if not isinstance(exp, dict) or exp.get("experiment") not in ("hierarchy", "dsprites_mod") \
             or not isinstance(exp.get("models"), dict) or not exp["models"]:
         raise UsageError(f"{os.path.join(experiment_dir, 'experiment.json')}: corrupt "
@@ -37,7 +37,7 @@ def read_experiment(experiment_dir: str) -> dict:
 
 def _results(experiment_dir: str, folder: str) -> dict:
     path = os.path.join(experiment_dir, folder, "probe", "results.json")
-    res = io.read_json(path)
+    res = files.read_json(path)
     if not isinstance(res, dict) or "final" not in res:
         raise UsageError(f"{path}: corrupt results (no 'final' entry); rerun --mode=probe")
     return res
@@ -59,7 +59,7 @@ def analyze_hierarchy(experiment_dir: str, exp: dict, out: str, seed: int) -> tu
         cp_random[t] = _as_arrays(final["channel_preference"]["random"])
         sim[t] = final["similarity"]
         stats_path = os.path.join(experiment_dir, folder, "stats.jsonl")
-        recs = io.read_jsonl(stats_path) if os.path.exists(stats_path) else []
+        recs = files.read_jsonl(stats_path) if os.path.exists(stats_path) else []
         records[t] = recs or [{"epoch": 0, **{k: final[k] for k in ("channel_preference", "similarity")}}]
     paths = []
     for draw, which, stem, title in (
@@ -137,15 +137,17 @@ def run(config: Config, log=print) -> list:
         _results(config.experiment_dir, folder)
     out = os.path.join(config.experiment_dir, "analysis")
     extra = {}
-    if exp["experiment"] == "hierarchy":
-        paths, results = analyze_hierarchy(config.experiment_dir, exp, out, config.seed)
-    else:
-        paths, results, extra = analyze_dsprites(config.experiment_dir, exp, out)
-    extra["cka_models"], cka_paths = cka_between_models(config.experiment_dir, exp, out, config.seed)
-    paths += cka_paths
-    io.atomic_write_json(os.path.join(out, "claims.json"),
-                         {"experiment": exp["experiment"], "claims": [c.to_json() for c in results],
-                          **extra, "provenance": io.provenance()})
+    # One analysis writes the folder at a time; what a killed one left is removed.
+    with workdir.run_lock(out, flag="experiment_dir"):
+        if exp["experiment"] == "hierarchy":
+            paths, results = analyze_hierarchy(config.experiment_dir, exp, out, config.seed)
+        else:
+            paths, results, extra = analyze_dsprites(config.experiment_dir, exp, out)
+        extra["cka_models"], cka_paths = cka_between_models(config.experiment_dir, exp, out, config.seed)
+        paths += cka_paths
+        files.atomic_write_json(os.path.join(out, "claims.json"),
+                                {"experiment": exp["experiment"], "claims": [c.to_json() for c in results],
+                                 **extra, "provenance": files.provenance()})
     log(claims_lib.format_table(results))
     log(f"wrote {len(paths)} figure files and claims.json in {out}")
     return results

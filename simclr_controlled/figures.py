@@ -2,7 +2,7 @@
 
 Every function takes plain data (dicts, lists, numpy arrays) and a path stem
 without extension, writes `<stem>.png` and `<stem>.pdf` atomically through
-`io.atomic_write` (a killed process never leaves half a figure), closes the
+`files.atomic_write` (a killed process never leaves half a figure), closes the
 figure and returns `(paths, number_of_panels)`.
 
 Decisions where SPEC §3 is silent:
@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from simclr_controlled.errors import UsageError  # noqa: E402
-from simclr_controlled.io import atomic_write  # noqa: E402
+from simclr_controlled.files import atomic_write  # noqa: E402
 
 LAYERS = ("head_input", "head_1", "head_2", "head_out")
 FACTORS = ("color", "scale", "position")

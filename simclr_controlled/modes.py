@@ -14,7 +14,7 @@ import signal
 import sys
 
 from simclr_controlled import config as config_lib
-from simclr_controlled import io, workdir
+from simclr_controlled import checkpoints, files, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
 
@@ -35,7 +35,7 @@ def _check_model_to_read(model_dir: str) -> None:
         raise UsageError(f"--model_dir: {model_dir} {what}; give a folder made by --mode=train")
     if workdir.saved_config(model_dir) is None:
         raise UsageError(f"--model_dir: {model_dir} has no config.json (not made by --mode=train)")
-    if workdir.checkpoint_listed(model_dir) is None:
+    if checkpoints.latest_listed(model_dir) is None:
         raise UsageError(f"--model_dir: {model_dir} has no checkpoint in "
                          f"{os.path.join(model_dir, 'ckpt')}; train it first")
 
@@ -49,7 +49,7 @@ def _check_experiment_to_read(experiment_dir: str) -> None:
         what = "is a file, not a folder" if os.path.exists(experiment_dir) else "does not exist"
         raise UsageError(f"--experiment_dir: {experiment_dir} {what}; "
                          "give a folder made by --mode=reproduce")
-    io.read_json(os.path.join(experiment_dir, "experiment.json"))
+    files.read_json(os.path.join(experiment_dir, "experiment.json"))
 
 
 def check(config: Config) -> None:
@@ -63,7 +63,7 @@ def check(config: Config) -> None:
     if config.mode == "train":
         workdir.check_lock(config)
         workdir.check_resume_files(config.model_dir)
-        workdir.check_checkpoint_files(config.model_dir)
+        checkpoints.check_resumable(config.model_dir, config.recover)
     elif config.mode == "probe":
         _check_model_to_read(config.model_dir)
     elif config.mode == "analyze":
@@ -95,7 +95,7 @@ def train(config: Config, eval_hook=None) -> int:
     workdir.check_output_dir(config.model_dir)
     workdir.check_lock(config)
     workdir.check_resume_files(config.model_dir)
-    workdir.check_checkpoint_files(config.model_dir)
+    checkpoints.check_resumable(config.model_dir, config.recover)
     dataset = load_dataset(config)
     if config.train_batch_size > len(dataset.train_idx):
         raise UsageError(f"--train_batch_size: must be at most the {len(dataset.train_idx)} "
@@ -105,9 +105,19 @@ def train(config: Config, eval_hook=None) -> int:
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
     config_lib.validate(config, strategy.num_replicas_in_sync)
     chief = strategy_lib.is_chief(strategy)
+    # Reads every tensor of the checkpoint to resume from: a corrupt one is
+    # named here, before anything is written (or skipped with --recover).
+    state_before = checkpoints.latest_listed(config.model_dir) if not config.recover else None
+    resume_from = checkpoints.resume_point(config.model_dir, config.recover)
     # The first writes (the run lock, then config.json): every check above passed.
     with workdir.run_lock(config.model_dir) if chief else contextlib.nullcontext():
         if chief:
+            if config.recover and resume_from != _listed_or_none(config.model_dir):
+                checkpoints.rebuild_state(config.model_dir, resume_from)
+                print(f"warning: --recover: resuming from "
+                      f"{os.path.basename(resume_from) if resume_from else 'step 0 (no intact checkpoint)'}; "
+                      f"rebuilt {checkpoints.state_path(config.model_dir)}", file=sys.stderr)
+            assert config.recover or resume_from == state_before
             workdir.lock_config(config)
         if eval_hook is None and config.dataset == "hierarchy" and config.eval_every_epochs:
             from simclr_controlled.probes import hierarchy_stats
@@ -121,6 +131,13 @@ def train(config: Config, eval_hook=None) -> int:
             print(str(e), file=sys.stderr)
             return 128 + int(e.signum or signal.SIGINT)
     return 0
+
+
+def _listed_or_none(model_dir: str) -> str | None:
+    try:
+        return checkpoints.latest_listed(model_dir)
+    except checkpoints.CorruptState:
+        return None
 
 
 def run(config: Config) -> int:

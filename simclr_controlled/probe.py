@@ -19,7 +19,8 @@ import os
 
 import numpy as np
 
-from simclr_controlled import io, train
+from simclr_controlled import files, train, workdir
+from simclr_controlled import config as config_lib
 from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
 from simclr_controlled.errors import UsageError
@@ -40,13 +41,18 @@ def model_config(model_dir: str) -> Config:
     path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(path):
         raise UsageError(f"--model_dir: {model_dir} has no config.json (not made by --mode=train)")
-    d = io.read_json(path)
+    d = files.read_json(path)
     if not isinstance(d, dict) or "dataset" not in d or "model" not in d:
         raise UsageError(f"{path}: corrupt config (no dataset/model entry)")
     try:
-        return Config.from_json(d)
+        saved = Config.from_json(d)
+        # Judged as a probe reads it (the training-only checks do not apply).
+        config_lib.validate(dataclasses.replace(saved, mode="probe"))
     except TypeError as e:
         raise UsageError(f"{path}: corrupt config ({e})") from None
+    except UsageError as e:
+        raise UsageError(f"{path}: {str(e).lstrip('-')}") from None
+    return saved
 
 
 def eval_images(config: Config, dataset: Dataset) -> np.ndarray:
@@ -130,10 +136,12 @@ def run(config: Config, log=print) -> dict:
                "config": saved.to_json(), "dataset_params": dict(dataset.params),
                "decoder_epochs": saved.decoder_epochs, "final": records[-1],
                "over_training": records if len(records) > 1 else [],
-               "provenance": io.provenance()}
+               "provenance": files.provenance()}
     out_dir = os.path.join(config.model_dir, "probe")
-    io.atomic_write_json(os.path.join(out_dir, "results.json"), results)
-    write_model_figures(results, out_dir, dataset)
+    # One probe writes the folder at a time; what a killed one left is removed.
+    with workdir.run_lock(out_dir):
+        files.atomic_write_json(os.path.join(out_dir, "results.json"), results)
+        write_model_figures(results, out_dir, dataset)
     log(f"wrote {os.path.join(out_dir, 'results.json')}")
     return results
 

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import time
 
-from simclr_controlled import analyze, io, probe, workdir
+from simclr_controlled import analyze, files, probe, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
 
@@ -40,7 +40,7 @@ def _probed_step(model_dir: str) -> int | None:
     path = os.path.join(model_dir, "probe", "results.json")
     if not os.path.exists(path):
         return None
-    res = io.read_json(path)
+    res = files.read_json(path)
     step = res.get("final", {}).get("step") if isinstance(res, dict) else None
     if not isinstance(step, int):
         raise UsageError(f"{path}: corrupt results (no final step); delete it to probe again")
@@ -59,10 +59,10 @@ def run(config: Config, log=print) -> int:
         workdir.check_output_dir(c.model_dir)
         workdir.check_lock(c, flag="experiment_dir")
         _probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
-    io.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
+    files.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
                          {"experiment": config.experiment,
                           "models": {name: name for name in models},
-                          "provenance": io.provenance()})
+                          "provenance": files.provenance()})
     t0 = time.perf_counter()
     for i, (name, c) in enumerate(models.items(), 1):
         elapsed = time.perf_counter() - t0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simclr_controlled import io
+from simclr_controlled import files
 from simclr_controlled.datasets import Dataset
 
 
@@ -61,5 +61,5 @@ def save_samples(dataset: Dataset, path: str, columns: int = 6) -> None:
                 ax.set_ylabel(name, fontsize=7)
     fig.suptitle(f"{dataset.name} samples ({dataset.num_items} items)", fontsize=9)
     fig.tight_layout()
-    io.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
+    files.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     plt.close(fig)

@@ -16,6 +16,7 @@ resumed run's records equal an uninterrupted run's.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from simclr_controlled import augment as augment_lib
-from simclr_controlled import input_pipeline, io, losses, models
+from simclr_controlled import checkpoints, files, input_pipeline, losses, models
 from simclr_controlled import strategy as strategy_lib
 from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
@@ -125,18 +126,8 @@ def build_state(config: Config, dataset: Dataset, strategy, ckpt_dir: str) -> Tr
 
 
 def checkpoint_paths(model_dir: str, which: str) -> list[str]:
-    """Saved checkpoints of `model_dir`: the latest (`which="latest"`) or all,
-    oldest first; UsageError when there are none or a listed one is missing."""
-    ckpt_dir = os.path.join(model_dir, "ckpt")
-    state = tf.train.get_checkpoint_state(ckpt_dir)
-    if state is None or not state.model_checkpoint_path:
-        raise UsageError(f"--model_dir: {model_dir} has no checkpoint in {ckpt_dir}; train it first")
-    paths = list(state.all_model_checkpoint_paths) if which == "all" else [state.model_checkpoint_path]
-    paths = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in paths]
-    missing = [p for p in paths if not tf.io.gfile.glob(p + ".index")]
-    if missing:
-        raise UsageError(f"{missing[0]}: checkpoint listed in {ckpt_dir}/checkpoint is missing")
-    return paths
+    """Saved checkpoints of `model_dir` (`checkpoints.listed`): the latest or all."""
+    return checkpoints.listed(model_dir, which)
 
 
 def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: str | None = None,
@@ -148,12 +139,9 @@ def restore_model(config: Config, dataset: Dataset, model_dir: str, checkpoint: 
                                    width_multiplier=config.width_multiplier,
                                    head_widths=config.head_widths, seed=config.seed,
                                    **model_kwargs(config))
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     if checkpoint is None:
-        checkpoint = checkpoint_paths(model_dir, "latest")[0]
-    ckpt = tf.train.Checkpoint(model_weights=model_weights(model), step=step)
-    ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
-    return model, int(step.numpy())
+        checkpoint = checkpoints.listed(model_dir, "latest")[0]
+    return model, checkpoints.restore_weights(model, checkpoint)
 
 
 def save_initial(config: Config, dataset: Dataset, strategy=None) -> str:
@@ -161,7 +149,7 @@ def save_initial(config: Config, dataset: Dataset, strategy=None) -> str:
     the `untrained` baseline shares the trained models' initialization."""
     strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
     state = build_state(config, dataset, strategy, os.path.join(config.model_dir, "ckpt"))
-    return state.manager.latest_checkpoint or state.manager.save(checkpoint_number=0)
+    return state.manager.latest_checkpoint or save_checkpoint(state, 0, os.path.join(config.model_dir, "ckpt"))
 
 
 def make_train_loop(config: Config, state: TrainState, jit: bool):
@@ -209,6 +197,56 @@ def make_train_loop(config: Config, state: TrainState, jit: bool):
     return train_loop
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions); earlier ones are intact."""
+
+
+def save_checkpoint(state: TrainState, step: int, ckpt_dir: str) -> str:
+    """`manager.save` at `step`, with a failed write turned into one line.
+
+    TensorFlow writes a checkpoint into a temporary folder and renames it
+    into place, so a failed save leaves the earlier checkpoints and the state
+    file as they were; its temporary folder is removed here (and by the next
+    run, should this process die first).
+    """
+    try:
+        return state.manager.save(checkpoint_number=step)
+    except tf.errors.OpError as e:
+        checkpoints.remove_stale_saves(os.path.dirname(ckpt_dir))
+        reason = (e.message or type(e).__name__).strip().splitlines()[0]
+        cause = next((c for c in ("No space left on device", "Permission denied", "Read-only file system",
+                                  "Disk quota exceeded") if c in reason), reason[:160])
+        raise CheckpointWriteError(errno.EIO, f"cannot save checkpoint ckpt-{step} ({cause}); the "
+                                   "earlier checkpoints are intact", ckpt_dir) from None
+
+
+# Target wall time of one loop call: progress lines and the reaction to
+# SIGINT/SIGTERM (checked between calls) come at least this often.
+LOOP_SECONDS = 15.0
+MAX_LOOP_STEPS = 100
+
+
+class LoopLength:
+    """Steps per `tf.function` call: `--steps_per_loop`, or chosen from the
+    measured step time so that one call takes about `LOOP_SECONDS` (at most
+    `MAX_LOOP_STEPS` and one epoch). The first call runs one step (it also
+    traces and compiles), the next ones adapt to the last call's pace."""
+
+    def __init__(self, fixed: int, per_epoch: int):
+        self.fixed, self.cap = fixed, max(1, min(per_epoch, MAX_LOOP_STEPS))
+        self.step_time = None
+
+    def next(self) -> int:
+        if self.fixed:
+            return self.fixed
+        if self.step_time is None:
+            return 1
+        return int(max(1, min(self.cap, LOOP_SECONDS // max(self.step_time, 1e-9))))
+
+    def observe(self, steps: int, seconds: float) -> None:
+        self.step_time = seconds / steps
+
+
 class _StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between loop calls."""
 
@@ -235,8 +273,8 @@ class _StopRequest:
 def _truncate_jsonl(path: str, max_step: int) -> None:
     """Drops records written after the checkpoint a run resumes from."""
     if os.path.exists(path):
-        kept = [r for r in io.read_jsonl(path) if r.get("step", 0) <= max_step]
-        io.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        kept = [r for r in files.read_jsonl(path) if r.get("step", 0) <= max_step]
+        files.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _format_eta(seconds: float) -> str:
@@ -294,7 +332,7 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
     iterator = iter(strategy.distribute_datasets_from_function(input_fn))
     jit = config.jit_compile == "on" or (config.jit_compile == "auto" and strategy_lib.uses_accelerator(strategy))
     train_loop = make_train_loop(config, state, jit)
-    steps_per_loop = config.steps_per_loop or min(per_epoch, 100)
+    loop_length = LoopLength(config.steps_per_loop, per_epoch)
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "tb"))
     if chief and start == 0:
         _write_view_images(writer, config, dataset, 0)
@@ -303,7 +341,7 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
         if eval_hook is None or not chief:
             return
         record = {"epoch": step // per_epoch, "step": step, **eval_hook(state.model, step // per_epoch, step)}
-        io.append_jsonl(stats_path, record)
+        files.append_jsonl(stats_path, record)
 
     if start == 0 and config.eval_every_epochs:
         run_eval(0)
@@ -311,10 +349,11 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
     step = start
     last = {}
     t_begin = time.perf_counter()
+    t_first = None  # end of the first loop call (tracing and compilation behind)
     with _StopRequest() as stop:
         while step < final:
             to_epoch_end = per_epoch - step % per_epoch
-            n = min(steps_per_loop, to_epoch_end, final - step)
+            n = min(loop_length.next(), to_epoch_end, final - step)
             t0 = time.perf_counter()
             loss, acc, proj_std, grad_norm = (float(v) for v in train_loop(iterator, tf.constant(n, tf.int64)))
             dt = time.perf_counter() - t0
@@ -330,18 +369,29 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
                     f"at step {step if n == 1 else f'{step - n + 1}..{step}'} (loss {loss}, gradient norm "
                     f"{grad_norm}); {where}. Check the input data for NaN/inf, or lower --learning_rate "
                     "or raise --temperature")
+            loop_length.observe(n, dt)
             views_per_s = 2 * config.train_batch_size * n / dt
             epoch_f = step / per_epoch
-            # From the whole run so far, so evaluations and checkpoint writes
-            # between loop calls count too (not just the training steps).
-            eta = (final - step) * (time.perf_counter() - t_begin) / (step - start)
+            # From the run's elapsed time after the first call (tracing and
+            # compilation behind), so evaluations and checkpoint writes between
+            # loop calls count too, not just the training steps.
+            now = time.perf_counter()
+            if t_first is None:
+                t_first, first_step = now, step
+                eta = (final - step) * dt / n
+                log(f"first step{'s' if n > 1 else ''} done in {dt:.1f} s (tracing and compilation "
+                    f"included); next loop calls run about {loop_length.next()} steps; "
+                    f"ETA {_format_eta(eta)} at this pace")
+            else:
+                eta = (final - step) * (now - t_first) / (step - first_step)
             last = {"step": step, "epoch": epoch_f, "loss": loss, "contrastive_accuracy": acc,
                     "projection_std": proj_std, "learning_rate": config.learning_rate,
                     "views_per_second": views_per_s}
             log(f"epoch {epoch_f:7.2f}/{final / per_epoch:g}  step {step}/{final}  loss {loss:.4f}  "
-                f"contrastive_acc {acc:.3f}  {views_per_s:,.0f} views/s  ETA {_format_eta(eta)}")
+                f"contrastive_acc {acc:.3f}  {views_per_s:,.0f} views/s  {dt / n:.3g} s/step  "
+                f"ETA {_format_eta(eta)}")
             if chief:
-                io.append_jsonl(metrics_path, last)
+                files.append_jsonl(metrics_path, last)
                 with writer.as_default():
                     for key in ("loss", "contrastive_accuracy", "projection_std", "learning_rate",
                                 "views_per_second"):
@@ -350,14 +400,14 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
             epoch = step // per_epoch
             saved = step >= final or (at_epoch_end and epoch % config.checkpoint_epochs == 0)
             if saved:
-                state.manager.save(checkpoint_number=step)
+                save_checkpoint(state, step, ckpt_dir)
             if at_epoch_end and config.eval_every_epochs and epoch % config.eval_every_epochs == 0:
                 run_eval(step)
             elif step >= final and config.eval_every_epochs:
                 run_eval(step)
             if stop.signum is not None and step < final:
                 if not saved:
-                    state.manager.save(checkpoint_number=step)
+                    save_checkpoint(state, step, ckpt_dir)
                 writer.flush()
                 raise Interrupted(f"stopped by signal {stop.signum} at step {step}/{final}; checkpoint "
                                   f"saved in {ckpt_dir}; rerun the same command to resume", stop.signum)

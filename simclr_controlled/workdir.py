@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 
-from simclr_controlled import io
+from simclr_controlled import checkpoints, files
 from simclr_controlled.config import Config, locked_differences
 from simclr_controlled.errors import UsageError
 
@@ -51,7 +51,7 @@ def saved_config(model_dir: str) -> dict | None:
     path = os.path.join(model_dir, "config.json")
     if not os.path.lexists(path):
         return None
-    d = io.read_json(path)
+    d = files.read_json(path)
     if not isinstance(d, dict) or "dataset" not in d:
         raise UsageError(f"{path}: corrupt config (not a JSON object with a 'dataset' entry); "
                          "restore it or use another --model_dir")
@@ -77,7 +77,7 @@ def check_resume_files(model_dir: str) -> None:
     for name in ("metrics.jsonl", "stats.jsonl"):
         path = os.path.join(model_dir, name)
         if os.path.lexists(path):
-            io.read_jsonl(path)
+            files.read_jsonl(path)
 
 
 def lock_config(config: Config, log=print) -> None:
@@ -92,67 +92,77 @@ def lock_config(config: Config, log=print) -> None:
             if old.get(key) != getattr(config, key):
                 log(f"note: {key} changes from {old.get(key)} to {getattr(config, key)} "
                     f"in {config.model_dir}")
-    io.atomic_write_json(os.path.join(config.model_dir, "config.json"),
-                         {**config.to_json(), "provenance": io.provenance()})
+    files.atomic_write_json(os.path.join(config.model_dir, "config.json"),
+                         {**config.to_json(), "provenance": files.provenance()})
 
 
 def checkpoint_listed(model_dir: str) -> str | None:
-    """The latest checkpoint named in `model_dir/ckpt/checkpoint`, read without TF.
-
-    None when there is no state file or it names nothing. (A checkpoint's
-    files are written before the state file names it, so a named checkpoint
-    is complete.)
-    """
-    path = os.path.join(model_dir, "ckpt", "checkpoint")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            m = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', f.read(), re.M)
-    except (OSError, UnicodeDecodeError):
-        raise UsageError(f"{path}: unreadable checkpoint state file") from None
-    return m.group(1) if m else None
+    """The latest checkpoint named in `model_dir/ckpt/checkpoint` (its name), read
+    without TF; None when there is no state file. UsageError when it is corrupt."""
+    latest = checkpoints.latest_listed(model_dir)
+    return os.path.basename(latest) if latest else None
 
 
-def check_checkpoint_files(model_dir: str) -> None:
-    """The checkpoint the state file names has its files (a resumed run restores it)."""
-    name = checkpoint_listed(model_dir)
-    if name is None:
-        return
-    path = name if os.path.isabs(name) else os.path.join(model_dir, "ckpt", name)
-    if not os.path.isfile(path + ".index"):
-        raise UsageError(f"{os.path.join(model_dir, 'ckpt', 'checkpoint')}: names {name}, but "
-                         f"{path}.index is missing; restore it, or remove the ckpt folder to start over")
+# Hidden temporaries of files.atomic_write a killed run left: "." + name + "." + random + ".tmp".
+_STALE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
 
 
-# Hidden temporaries of io.atomic_write left by a killed run.
-_STALE = re.compile(r"^\.(config\.json|metrics\.jsonl|stats\.jsonl)\..+\.tmp$")
+_HELD: dict[str, int] = {}  # folder (absolute) -> how many nested run_lock calls hold it
 
 
 @contextlib.contextmanager
-def run_lock(model_dir: str):
+def run_lock(model_dir: str, flag: str = "model_dir"):
     """Holds `model_dir/.lock` (flock) while a run writes there.
 
     A second run in the same folder at the same time would interleave two
     runs' checkpoints and records; it is refused (UsageError). The kernel
     drops the lock when the process ends, even on kill -9, so a killed run
-    never leaves a stale lock. Also removes the temporaries a killed run's
-    atomic writes may have left.
+    never leaves a stale lock. Re-entrant within one process (run.py takes it
+    before TensorFlow starts when the folder already has a `.lock`, and the
+    mode takes it again before its first write). Also removes what a killed
+    run may have left: atomic-write temporaries and cut-short checkpoint saves.
     """
     import fcntl
+    key = os.path.abspath(model_dir)
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     os.makedirs(model_dir, exist_ok=True)
-    fd = os.open(os.path.join(model_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    lock = os.path.join(model_dir, ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            lock = os.path.join(model_dir, ".lock")
-            raise UsageError(f"--model_dir: {model_dir} is in use by another run (it holds {lock}); "
+            raise UsageError(f"--{flag}: {model_dir} is in use by another run (it holds {lock}); "
                              "wait for it or use another folder") from None
-        for name in os.listdir(model_dir):
-            if _STALE.match(name):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(model_dir, name))
+        _HELD[key] = 1
+        remove_stale_temporaries(model_dir)
+        checkpoints.remove_stale_saves(model_dir)
         yield
     finally:
+        _HELD.pop(key, None)
         os.close(fd)  # releases the flock
+
+
+def remove_stale_temporaries(folder: str) -> None:
+    """Removes the hidden temporaries of `files.atomic_write` a killed run left in `folder`."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if _STALE.match(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+
+
+def lock_if_used_before(model_dir: str) -> contextlib.AbstractContextManager:
+    """`run_lock` at once when the folder already has a `.lock` (an earlier or
+    running training), so a concurrent second run is refused before TensorFlow
+    and the data load; otherwise nothing (bad input must leave no new files)."""
+    if model_dir and os.path.isfile(os.path.join(model_dir, ".lock")):
+        return run_lock(model_dir)
+    return contextlib.nullcontext()

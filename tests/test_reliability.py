@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simclr_controlled import datasets, input_pipeline, io, train, workdir
+from simclr_controlled import datasets, input_pipeline, files, train, workdir
 from simclr_controlled.config import LOCKED, Config
 from simclr_controlled.errors import UsageError
 
@@ -86,7 +86,7 @@ def assert_same_run(model_dir, reference) -> None:
         assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape, name
         assert got[name].tobytes() == want[name].tobytes(), f"{name} differs"
     rec = lambda d: [{k: r[k] for k in ("step", "loss", "contrastive_accuracy", "projection_std")}  # noqa: E731
-                     for r in io.read_jsonl(os.path.join(str(d), "metrics.jsonl"))]
+                     for r in files.read_jsonl(os.path.join(str(d), "metrics.jsonl"))]
     assert rec(model_dir) == rec(reference)
     assert [r["step"] for r in rec(model_dir)] == list(range(1, STEPS + 1))
 
@@ -170,8 +170,8 @@ def test_kill9_and_sigterm_at_seeded_points_resume_bitwise(tmp_path, reference):
             assert (model_dir / "ckpt" / f"ckpt-{save_step}.index").exists()
             assert checkpoint_step(model_dir) == save_step - 3
         # everything else the run wrote is whole
-        io.read_json(str(model_dir / "config.json"))
-        io.read_jsonl(str(model_dir / "metrics.jsonl"))
+        files.read_json(str(model_dir / "config.json"))
+        files.read_jsonl(str(model_dir / "metrics.jsonl"))
         resume_from = checkpoint_step(model_dir)
         assert resume_from < STEPS
     code, out, err = finish(start(model_dir))
@@ -181,7 +181,7 @@ def test_kill9_and_sigterm_at_seeded_points_resume_bitwise(tmp_path, reference):
 
 
 def test_config_json_records_the_locked_settings_and_provenance(reference):
-    saved = io.read_json(os.path.join(str(reference()), "config.json"))
+    saved = files.read_json(os.path.join(str(reference()), "config.json"))
     assert {k: saved[k] for k in ("branching", "mask_size", "crop_size", "train_batch_size")} == \
         {"branching": [4, 4, 4], "mask_size": 16, "crop_size": 12, "train_batch_size": 16}
     assert all(k in saved for k in LOCKED)
@@ -238,7 +238,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert later == []
     tensors = checkpoint_tensors(tmp_path)
     assert all(np.isfinite(v).all() for v in tensors.values() if v.dtype.kind == "f")
-    assert [r["step"] for r in io.read_jsonl(str(tmp_path / "metrics.jsonl"))] == list(range(1, first_bad))
+    assert [r["step"] for r in files.read_jsonl(str(tmp_path / "metrics.jsonl"))] == list(range(1, first_bad))
 
 
 def test_sigint_saves_a_checkpoint_and_the_rerun_resumes(tmp_path):
@@ -271,17 +271,17 @@ def _umask() -> int:
 def test_atomic_write_gives_ordinary_file_modes(tmp_path):
     old = os.umask(0o027)
     try:
-        io.atomic_write_text(str(tmp_path / "a.txt"), "x\n")
+        files.atomic_write_text(str(tmp_path / "a.txt"), "x\n")
         assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
-    io.atomic_write_json(str(tmp_path / "b.json"), {"a": 1})
+    files.atomic_write_json(str(tmp_path / "b.json"), {"a": 1})
     assert os.stat(tmp_path / "b.json").st_mode & 0o777 == 0o666 & ~old
 
 
 def test_atomic_write_failure_keeps_the_old_file(tmp_path):
     path = tmp_path / "results.json"
-    io.atomic_write_json(str(path), {"v": 1})
+    files.atomic_write_json(str(path), {"v": 1})
 
     def half_then_fail(tmp):
         with open(tmp, "w") as f:
@@ -289,22 +289,22 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        io.atomic_write(str(path), half_then_fail)
-    assert io.read_json(str(path)) == {"v": 1}
+        files.atomic_write(str(path), half_then_fail)
+    assert files.read_json(str(path)) == {"v": 1}
     assert os.listdir(tmp_path) == ["results.json"]  # no temporary file left
-    io.append_jsonl(str(tmp_path / "m.jsonl"), {"step": 1})
-    io.append_jsonl(str(tmp_path / "m.jsonl"), {"step": 2})
-    assert io.read_jsonl(str(tmp_path / "m.jsonl")) == [{"step": 1}, {"step": 2}]
+    files.append_jsonl(str(tmp_path / "m.jsonl"), {"step": 1})
+    files.append_jsonl(str(tmp_path / "m.jsonl"), {"step": 2})
+    assert files.read_jsonl(str(tmp_path / "m.jsonl")) == [{"step": 1}, {"step": 2}]
 
 
 @pytest.mark.parametrize("name, text, reader, expect", [
-    ("config.json", '{"dataset": "hierarchy", "seed"', io.read_json, "corrupt or truncated JSON"),
-    ("config.json", "", io.read_json, "corrupt or truncated JSON"),
-    ("results.json", '{"final": {"step": 3', io.read_json, "corrupt or truncated JSON"),
-    ("results.json", b"\xff\xfe{}", io.read_json, "not UTF-8"),
-    ("metrics.jsonl", '{"step": 1}\n{"step": 2, "lo', io.read_jsonl, "line 2"),
-    ("metrics.jsonl", '{"step": 1}\n[1, 2]\n', io.read_jsonl, "line 2 (not a JSON object)"),
-    ("missing.json", None, io.read_json, "file not found"),
+    ("config.json", '{"dataset": "hierarchy", "seed"', files.read_json, "corrupt or truncated JSON"),
+    ("config.json", "", files.read_json, "corrupt or truncated JSON"),
+    ("results.json", '{"final": {"step": 3', files.read_json, "corrupt or truncated JSON"),
+    ("results.json", b"\xff\xfe{}", files.read_json, "not UTF-8"),
+    ("metrics.jsonl", '{"step": 1}\n{"step": 2, "lo', files.read_jsonl, "line 2"),
+    ("metrics.jsonl", '{"step": 1}\n[1, 2]\n', files.read_jsonl, "line 2 (not a JSON object)"),
+    ("missing.json", None, files.read_json, "file not found"),
 ])
 def test_corrupt_files_raise_usage_error_naming_the_file(tmp_path, name, text, reader, expect):
     path = tmp_path / name
@@ -341,13 +341,13 @@ def test_no_pickle_anywhere():
 
 
 def test_every_writer_goes_through_atomic_io():
-    """Outside io.py no package code opens a file for writing, dumps JSON/arrays
+    """Outside files.py no package code opens a file for writing, dumps JSON/arrays
     to a file, or saves a figure except into atomic_write's temporary path."""
     writes = re.compile(r"open\([^)]*,\s*['\"](w|a|x)b?\+?['\"]|json\.dump\(|np\.save|\.tofile\(|"
                         r"\.write_text\(|\.write_bytes\(|shutil\.copy|to_csv\(")
     hits = {}
     for path, text in _package_sources().items():
-        if path.endswith(os.path.join("simclr_controlled", "io.py")):
+        if path.endswith(os.path.join("simclr_controlled", "files.py")):
             continue
         for n, line in enumerate(text.splitlines(), 1):
             if writes.search(line) or ("savefig(" in line and "tmp" not in line):
@@ -355,11 +355,11 @@ def test_every_writer_goes_through_atomic_io():
     assert hits == {}
     # and the writers of the results files all record provenance
     for name in ("workdir.py", "probe.py", "analyze.py", "reproduce.py"):
-        assert "io.provenance()" in open(os.path.join(PACKAGE, name)).read(), name
+        assert "files.provenance()" in open(os.path.join(PACKAGE, name)).read(), name
 
 
 def test_provenance_records_versions_and_commit():
-    prov = io.provenance()
+    prov = files.provenance()
     assert prov["versions"]["tensorflow"] == tf.__version__
     assert prov["versions"]["numpy"] == np.__version__
     inside_git = subprocess.run(["git", "-C", PACKAGE, "rev-parse", "HEAD"], capture_output=True, text=True)
