@@ -95,6 +95,7 @@ def parse_floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def config_from_flags():
+    from simclr_controlled import config as config_lib
     from simclr_controlled.config import Config, parse_int_tuple
     special = {
         "branching": parse_int_tuple(F.branching, "branching"),
@@ -104,6 +105,10 @@ def config_from_flags():
     }
     names = {f.name for f in dataclasses.fields(Config)}
     kw = {name: F[name].value for name in names if name in F and name not in special}
+    if kw["mode"] == "reproduce" and kw["experiment"] in config_lib.EXPERIMENTS:
+        # The experiment's models take its dataset's paper defaults (model,
+        # batch, epochs), not those of the default --dataset.
+        kw["dataset"] = kw["experiment"]
     # Folders are made absolute here, once: every path below is then
     # independent of the working directory (relative paths, paths in
     # flagfiles, spaces and non-ASCII names all behave alike).

@@ -10,22 +10,29 @@ XLA; under XLA to float rounding). No `tf.image.random_*`, no stateful RNG,
 no `tf.map_fn`.
 
 Decisions where SPEC §2 / SimCLR leave room (all documented here):
-- `random_resized_crop` samples the area fraction uniformly in [0.08, 1] and
-  the aspect ratio (crop width / crop height in pixels, times the image's own
-  W/H as SimCLR does) uniformly in [3/4, 4/3] (TF's
-  `sample_distorted_bounding_box`, used by SimCLR, also draws the aspect
-  uniformly). The window is continuous (not snapped to whole pixels) with a
-  uniform offset. `CROP_ATTEMPTS` = 10 candidates are drawn per item and the
-  first that fits is used, else the whole image (SimCLR: 100 sequential
-  attempts; on a square image one candidate fails with probability about
-  0.13, so 10 all fail with probability about 1e-9). Unlike SimCLR's sampler
-  there is no extra `min_object_covered=0.1` rejection.
-- The window is resized back to the input size with BILINEAR interpolation
-  (SimCLR: bicubic) with half-pixel centres, sample positions clamped to the
-  window's pixel centres: for a whole-pixel window this equals
-  `tf.image.resize(crop, (H, W), "bilinear")` of the cropped image, and the
-  full-image window is the exact identity. Implemented with gathers (separable
-  linear interpolation), so it also compiles under XLA.
+- `random_resized_crop` is SimCLR data_util.py's `crop_and_resize`: the
+  box is drawn as TF's `sample_distorted_bounding_box` kernel
+  (`sample_distorted_bounding_box_op.cc`) draws it for SimCLR's arguments
+  (object box = whole image, `min_object_covered` 0.1, aspect ratio range
+  [3/4, 4/3] times the image's W/H, area range [0.08, 1], 100 attempts,
+  whole image if every attempt fails), then the integer crop is resized back
+  to H x W as `tf.image.resize(crop, (H, W), "bicubic")` and clipped to
+  [0, 1]. The sampler is a vectorised re-implementation of the kernel with
+  the kernel's own arithmetic (float32 `lrintf` rounding, its double-precision
+  width correction, +1/-1 height fix-ups, integer offsets in [0, H - h) when
+  h < H), all 100 attempts drawn at once from the module's hash, first
+  success taken: the same distribution, not the same draws, as the kernel
+  (the kernel's Philox stream is not reproduced). It is not
+  `tf.image.stateless_sample_distorted_bounding_box` per item because that
+  op takes one image at a time (a per-item loop, no batching) and has no XLA
+  kernel. The bicubic resize is TF's `ResizeBicubic` (half-pixel centres,
+  Keys cubic a = -0.5 read from its 1024-step coefficient table, taps outside
+  the crop weighted 0 and the weights renormalised), implemented with gathers
+  (separable, 4 taps per axis, rows then columns as TF), so it also compiles
+  under XLA; the full-image box is the exact identity. The clip comes right
+  after the resize (SimCLR clips at the end of `preprocess_for_train`, so
+  with `crop_jitter` SimCLR's first jitter op sees the bicubic overshoot and
+  here it sees the clipped crop).
 - `color_jitter` follows SimCLR v2: with probability 0.8, brightness
   (multiplicative factor in [max(0, 1 - 0.8s), 1 + 0.8s]), contrast (factor
   in [1 - 0.8s, 1 + 0.8s] around the per-image, per-channel mean, as
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from simclr_controlled.errors import UsageError
@@ -56,9 +64,11 @@ from simclr_controlled.errors import UsageError
 PRESETS = ("none", "color_jitter", "random_crop", "crop_jitter")
 ALL_PRESETS = PRESETS + ("crop",)
 
+# SimCLR data_util.py `crop_and_resize` arguments of `sample_distorted_bounding_box`.
 AREA_RANGE = (0.08, 1.0)
-ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
-CROP_ATTEMPTS = 10
+ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)  # times the image's W/H
+MIN_OBJECT_COVERED = 0.1
+CROP_ATTEMPTS = 100
 JITTER_PROB = 0.8
 GRAY_PROB = 0.2
 FLIP_PROB = 0.5
@@ -193,72 +203,184 @@ def center_crop(images: tf.Tensor, crop_size: int) -> tf.Tensor:
     return images[:, y:y + crop_size, x:x + crop_size, :]
 
 
+def _crop_sampler_constants(height: int, width: int, area_range, aspect_range,
+                            min_object_covered) -> dict:
+    """The kernel's float32 constants for one image size (module docstring)."""
+    f32 = np.float32
+    # SimCLR: aspect_ratio_range=(3/4 * width / height, 4/3 * width / height),
+    # passed to the kernel as float32 attributes.
+    aspect_lo = f32(aspect_range[0] * (width / height))
+    aspect_hi = f32(aspect_range[1] * (width / height))
+    # Kernel: min_relative_crop_area * original_width * original_height, in float.
+    min_area = f32(f32(f32(area_range[0]) * f32(width)) * f32(height))
+    max_area = f32(f32(f32(area_range[1]) * f32(width)) * f32(height))
+    # Overlap with the whole-image object box: float(area) / float(H * W) >=
+    # min_object_covered in float32, as the smallest integer area passing it.
+    areas = np.arange(height * width + 1)
+    covered = (areas.astype(np.float32) / f32(height * width)) >= f32(min_object_covered)
+    return {
+        "aspect_lo": aspect_lo,
+        "aspect_span": f32(aspect_hi - aspect_lo),
+        "min_area": min_area,
+        "max_area": max_area,
+        "min_covered_pixels": float(max(int(np.argmax(covered)) if covered.any()
+                                        else height * width + 1, 1)),
+        # (original_width + 0.5 - kEps) in double, kEps = 1e-7 as a float.
+        "width_limit": float(width) + 0.5 - float(f32(0.0000001)),
+    }
+
+
 def resized_crop_boxes(seeds: tf.Tensor, height: int, width: int, *,
                        area_range=AREA_RANGE, aspect_range=ASPECT_RANGE,
+                       min_object_covered: float = MIN_OBJECT_COVERED,
                        max_attempts: int = CROP_ATTEMPTS) -> tf.Tensor:
-    """[B, 4] float32 boxes (y1, x1, y2, x2), normalised to [0, 1] image edges.
+    """[B, 4] int32 pixel boxes (offset_y, offset_x, crop_height, crop_width).
 
-    SimCLR's distorted bounding box (see module docstring): area fraction
-    uniform in `area_range`, aspect (width/height in pixels, relative to the
-    image's W/H) uniform in `aspect_range`, first of `max_attempts`
-    candidates that fits, else the whole image; offset uniform.
+    The crop is rows [offset_y, offset_y + crop_height) and columns
+    [offset_x, offset_x + crop_width), the arguments of
+    `tf.image.crop_to_bounding_box` in SimCLR data_util.py
+    `distorted_bounding_box_crop`. Drawn as TF's `sample_distorted_bounding_box`
+    kernel draws it with SimCLR's arguments (whole image as object box; the
+    aspect range is multiplied by width / height, as SimCLR does):
+    per attempt, aspect a = width/height of the crop uniform in the range
+    (float32); h_min = lrintf(sqrt(min_area / a)), h_max = lrintf(sqrt(max_area
+    / a)), with h_max = int((W + 0.5 - 1e-7) / a) (minus 1 if still too wide)
+    when lrintf(h_max a) > W, capped at H; crop height h uniform integer in
+    [min(h_min, h_max), h_max]; width lrintf(h a); h + 1 if the area is below
+    min_area, then h - 1 if above max_area; the attempt fails if the area is
+    outside [min_area, max_area], the box is empty or larger than the image,
+    or h w / (H W) < `min_object_covered` (float32). Offsets are uniform
+    integers in [0, H - h) and [0, W - w) (0 when the crop spans the axis: the
+    kernel's `Uniform(H - h)`, so a smaller crop never touches the bottom or
+    right edge). All `max_attempts` attempts are drawn at once, each from its
+    own 4 hash uniforms; the first that succeeds is used, else the whole image
+    (0, 0, H, W). Integer draws are floor(u n) of 24-bit uniforms.
     """
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        raise UsageError(f"images: height and width must be known positive integers, "
+                         f"got {height}x{width}")
+    k = _crop_sampler_constants(height, width, area_range, aspect_range, min_object_covered)
     u = tf.reshape(_uniforms(seeds, _STREAM_RESIZED_CROP, 4 * max_attempts),
                    [-1, max_attempts, 4])
-    area = area_range[0] + (area_range[1] - area_range[0]) * u[..., 0]
-    aspect = (aspect_range[0] + (aspect_range[1] - aspect_range[0]) * u[..., 1]) \
-        * (width / height)
-    pixels = area * float(height * width)
-    crop_h = tf.sqrt(pixels / aspect)
-    crop_w = tf.sqrt(pixels * aspect)
-    fits = (crop_h <= height) & (crop_w <= width)
-    first = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
-    found = tf.reduce_any(fits, axis=1)
+    aspect = u[..., 0] * k["aspect_span"] + k["aspect_lo"]
+    h_min = tf.round(tf.sqrt(k["min_area"] / aspect))  # lrintf: ties to even, as tf.round
+    h_max = tf.round(tf.sqrt(k["max_area"] / aspect))
+    # Kernel fix for round(h_max * a) > W, in its double arithmetic.
+    h_fit = tf.cast(tf.floor(k["width_limit"] / tf.cast(aspect, tf.float64)), tf.float32)
+    h_fit = tf.where(tf.round(h_fit * aspect) > width, h_fit - 1.0, h_fit)
+    h_max = tf.where(tf.round(h_max * aspect) > width, h_fit, h_max)
+    h_max = tf.minimum(h_max, float(height))
+    h_lo = tf.minimum(h_min, h_max)
+    n = h_max - h_lo + 1.0
+    h = h_lo + tf.minimum(tf.floor(u[..., 1] * n), n - 1.0)
+    w = tf.round(h * aspect)
+    # The kernel's +1 / -1 fix-ups (sequential: the second sees the first).
+    h = tf.where(w * h < k["min_area"], h + 1.0, h)
+    w = tf.round(h * aspect)
+    h = tf.where(w * h > k["max_area"], h - 1.0, h)
+    w = tf.round(h * aspect)
+    area = w * h  # small integers: exact in float32
+    ok = ((area >= k["min_area"]) & (area <= k["max_area"]) & (w <= width) & (h <= height)
+          & (w > 0) & (h > 0) & (area >= k["min_covered_pixels"]))
+    span_y = tf.maximum(height - h, 1.0)
+    span_x = tf.maximum(width - w, 1.0)
+    y = tf.minimum(tf.floor(u[..., 2] * span_y), span_y - 1.0)
+    x = tf.minimum(tf.floor(u[..., 3] * span_x), span_x - 1.0)
 
-    def pick(x):
-        return tf.gather(x, first, axis=1, batch_dims=1)
+    first = tf.argmax(tf.cast(ok, tf.int32), axis=1, output_type=tf.int32)
+    found = tf.reduce_any(ok, axis=1)
 
-    crop_h = tf.where(found, pick(crop_h), float(height))
-    crop_w = tf.where(found, pick(crop_w), float(width))
-    y0 = pick(u[..., 2]) * (height - crop_h)
-    x0 = pick(u[..., 3]) * (width - crop_w)
-    return tf.stack([y0 / height, x0 / width, (y0 + crop_h) / height,
-                     (x0 + crop_w) / width], axis=1)
+    def pick(v, fallback):
+        return tf.where(found, tf.gather(v, first, axis=1, batch_dims=1), fallback)
+
+    boxes = tf.stack([pick(y, 0.0), pick(x, 0.0), pick(h, float(height)),
+                      pick(w, float(width))], axis=1)
+    return tf.cast(boxes, tf.int32)
 
 
-def _resample_axis(images: tf.Tensor, start: tf.Tensor, stop: tf.Tensor, size: int,
-                   axis: int) -> tf.Tensor:
-    """Linear resampling of [start, stop) (pixel-edge units) to `size` samples."""
-    n = tf.shape(images)[axis]
-    length = stop - start
-    # Half-pixel centres, as tf.image.resize, in pixel-index coordinates.
-    pos = start[:, None] + (tf.range(size, dtype=tf.float32)[None, :] + 0.5) \
-        * (length[:, None] / size) - 0.5
-    # Clamp to the window's own pixel centres (crop-then-resize semantics).
-    lo = tf.maximum(start, 0.0)[:, None]
-    hi = tf.maximum(tf.minimum(stop - 1.0, tf.cast(n - 1, tf.float32)), 0.0)[:, None]
-    pos = tf.clip_by_value(pos, lo, tf.maximum(lo, hi))
-    i0f = tf.floor(pos)
-    t = pos - i0f
-    i0 = tf.cast(i0f, tf.int32)
-    i1 = tf.minimum(i0 + 1, n - 1)
-    a = tf.gather(images, i0, axis=axis, batch_dims=1)
-    b = tf.gather(images, i1, axis=axis, batch_dims=1)
-    t = tf.reshape(t, [-1, size, 1, 1] if axis == 1 else [-1, 1, size, 1])
-    return a + (b - a) * t
+def _keys_cubic_table(size: int = 1024, a: float = -0.5) -> np.ndarray:
+    """[size + 1, 2] float32: TF `ResizeBicubic`'s coefficient table (Keys cubic).
+
+    Row i, x = i / size: column 0 the weight at distance x, column 1 at
+    distance x + 1, computed in double and stored as float as TF does.
+    """
+    table = np.zeros((size + 1, 2), np.float32)
+    for i in range(size + 1):
+        x = float(np.float32(i * 1.0 / size))
+        table[i, 0] = ((a + 2) * x - (a + 3)) * x * x + 1
+        x = float(np.float32(x + 1.0))
+        table[i, 1] = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return table
+
+
+_CUBIC_TABLE_SIZE = 1024
+_CUBIC_TABLE = _keys_cubic_table(_CUBIC_TABLE_SIZE)
+
+
+def _bicubic_axis(images: tf.Tensor, start: tf.Tensor, length: tf.Tensor, size: int,
+                  axis: int) -> tf.Tensor:
+    """Resize pixels [start, start + length) of `axis` (1 or 2) to `size`, per item.
+
+    TF `ResizeBicubic` with half-pixel centres along one axis: source
+    position (o + 0.5) * (length / size) - 0.5 (float32), taps floor(pos) - 1
+    .. floor(pos) + 2 weighted by the coefficient table at
+    lrintf(frac(pos) * 1024); taps outside the crop get weight 0 (index
+    clamped) and the 4 weights are renormalised to sum 1.
+    """
+    length_f = tf.cast(length, tf.float32)
+    scale = length_f / float(size)
+    pos = (tf.range(size, dtype=tf.float32)[None, :] + 0.5) * scale[:, None] - 0.5
+    base = tf.floor(pos)
+    offset = tf.cast(tf.round((pos - base) * float(_CUBIC_TABLE_SIZE)), tf.int32)
+    base = tf.cast(base, tf.int32)
+    near, far = tf.constant(_CUBIC_TABLE[:, 0]), tf.constant(_CUBIC_TABLE[:, 1])
+    back = _CUBIC_TABLE_SIZE - offset
+    weights = [tf.gather(far, offset), tf.gather(near, offset),
+               tf.gather(near, back), tf.gather(far, back)]
+    last = length[:, None] - 1
+    taps = []
+    for j in range(4):
+        tap = base + (j - 1)
+        inside = (tap >= 0) & (tap <= last)
+        weights[j] = tf.where(inside, weights[j], 0.0)
+        taps.append(start[:, None] + tf.clip_by_value(tap, 0, last))
+    total = weights[0] + weights[1] + weights[2] + weights[3]
+    inv = tf.where(tf.abs(total) >= 1000.0 * float(np.finfo(np.float32).tiny),
+                   1.0 / total, 1.0)
+    shape = [-1, size, 1, 1] if axis == 1 else [-1, 1, size, 1]
+    out = None
+    for j in range(4):
+        term = tf.gather(images, taps[j], axis=axis, batch_dims=1) \
+            * tf.reshape(weights[j] * inv, shape)
+        out = term if out is None else out + term
+    return out
 
 
 def resized_crop(images: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
-    """Crop each item to its box (normalised y1, x1, y2, x2) and resize it
-    back to the input size, bilinear with half-pixel centres (module doc)."""
-    height, width, _ = _static_hwc(images)
-    boxes = tf.cast(boxes, tf.float32)
-    out = _resample_axis(images, boxes[:, 0] * height, boxes[:, 2] * height, height, 1)
-    return _resample_axis(out, boxes[:, 1] * width, boxes[:, 3] * width, width, 2)
+    """Crop each item to its integer box and resize it back to H x W, bicubic.
+
+    `boxes` [B, 4] integer (offset_y, offset_x, crop_height, crop_width), as
+    `resized_crop_boxes` returns; each box must lie inside the image with a
+    positive size. Item b equals `tf.clip_by_value(tf.image.resize(
+    images[b, y:y + h, x:x + w], (H, W), "bicubic"), 0, 1)` (SimCLR
+    data_util.py `crop_and_resize`, then the clip); the box (0, 0, H, W) is
+    the exact identity for images in [0, 1].
+    """
+    height, width, channels = _static_hwc(images)
+    boxes = tf.cast(boxes, tf.int32)
+    out = _bicubic_axis(images, boxes[:, 0], boxes[:, 2], height, 1)
+    out = _bicubic_axis(out, boxes[:, 1], boxes[:, 3], width, 2)
+    out = tf.clip_by_value(out, 0.0, 1.0)
+    # Product with the identity over channels: exact for values in [0, 1]
+    # (x * 1 plus zeros), and XLA does not fuse a dot into its consumers, so
+    # under XLA the resized crop is computed once instead of being recomputed
+    # (all 8 gathers) inside every fusion of the colour jitter that reads it.
+    eye = tf.eye(channels if channels is not None else tf.shape(out)[3], dtype=out.dtype)
+    return tf.einsum("bhwc,cd->bhwd", out, eye)
 
 
 def random_resized_crop(images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
-    """SimCLR `crop_and_resize` (SPEC §2 `random_resized_crop`), batched."""
+    """SimCLR data_util.py `crop_and_resize` (SPEC §2 `random_resized_crop`), batched."""
     height, width, _ = _static_hwc(images)
     return resized_crop(images, resized_crop_boxes(seeds, height, width))
 
@@ -302,12 +424,39 @@ def to_grayscale(images: tf.Tensor) -> tf.Tensor:
     return tf.tile(tf.image.rgb_to_grayscale(images), [1, 1, 1, 3])
 
 
+def _rgb_to_hsv(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(hue, saturation, value) [B, H, W] of RGB images: `tf.image.rgb_to_hsv`.
+
+    TF's CPU kernel formulas (equal to it bit for bit), except that the hue's
+    sector (which channel is the maximum, red before green before blue) is
+    found by comparing the channels with each other, not each channel with the
+    computed maximum. Under XLA an elementwise producer of `images` may be
+    fused into several consumers and evaluated with different rounding in each
+    (e.g. a multiply-add contracted in one), so TF's `channel == max` test can
+    match no channel and pick a wrong sector; comparing channels always picks
+    a channel that is a maximum up to that rounding, and the hue is continuous
+    across sectors.
+    """
+    r, g, b = images[..., 0:1], images[..., 1:2], images[..., 2:3]
+    value = tf.maximum(tf.maximum(r, g), b)
+    spread = value - tf.minimum(tf.minimum(r, g), b)
+    zeros = tf.zeros_like(value)
+    sat = tf.where(value > 0.0, spread / value, zeros)
+    norm = (1.0 / spread) * (1.0 / 6.0)
+    hue = tf.where(g >= b, norm * (b - r) + 2.0 / 6.0, norm * (r - g) + 4.0 / 6.0)
+    hue = tf.where((r >= g) & (r >= b), norm * (g - b), hue)
+    hue = tf.where(spread > 0.0, hue, zeros)
+    hue = tf.where(hue < 0.0, hue + 1.0, hue)
+    return hue[..., 0], sat[..., 0], value[..., 0]
+
+
 def apply_color_jitter(images: tf.Tensor, params: dict) -> tf.Tensor:
     """Apply `color_jitter_params` draws to RGB images [B, H, W, 3].
 
     Each of the 4 positions computes, for the whole batch, one affine map
-    (brightness or contrast) and one HSV round trip (saturation or hue), and
-    selects per item: 2 candidate ops instead of 4 per position.
+    (brightness or contrast) and one HSV round trip (saturation or hue; RGB to
+    HSV by `_rgb_to_hsv`, back by `tf.image.hsv_to_rgb`), and selects per
+    item: 2 candidate ops instead of 4 per position.
     """
     _, _, channels = _static_hwc(images)
     if channels != 3:
@@ -326,7 +475,7 @@ def apply_color_jitter(images: tf.Tensor, params: dict) -> tf.Tensor:
         mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
         shift = tf.where(is_c, (1.0 - item(params["contrast"])) * mean, 0.0)
         affine = x * scale + shift
-        hue, sat, val = tf.unstack(tf.image.rgb_to_hsv(x), axis=3)
+        hue, sat, val = _rgb_to_hsv(x)
         is_sat = (op == SATURATION)[:, None, None]
         is_hue = (op == HUE)[:, None, None]
         sat = tf.where(is_sat, tf.clip_by_value(sat * params["saturation"][:, None, None],

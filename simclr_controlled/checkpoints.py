@@ -177,8 +177,10 @@ def check_resumable(model_dir: str, recover: bool) -> None:
         raise UsageError(f"{state_path(model_dir)}: missing, but {ckpt_dir(model_dir)} holds "
                          f"checkpoints ({_names(found)}); {how}")
     if not files_present(state.latest) and not recover:
+        lost = state.latest + ".index" if not os.path.isfile(state.latest + ".index") else \
+            state.latest + ".data-*"
         raise UsageError(f"{state_path(model_dir)}: names {os.path.basename(state.latest)}, but its "
-                         f"files are missing; {how}")
+                         f"files are missing ({lost}); {how}")
 
 
 # --------------------------------------------------------------------------

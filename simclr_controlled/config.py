@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any
 
+from simclr_controlled import footprint
 from simclr_controlled.errors import UsageError
 
 MODES = ("show", "train", "probe", "analyze", "reproduce")
@@ -27,6 +28,25 @@ MODEL_NAMES = ("lenet", "resnet18")
 AUGMENT_PRESETS = ("none", "color_jitter", "random_crop", "crop_jitter")
 SHAPES = ("square", "ellipse", "heart")
 MAX_SEED = 2**31 - 1
+# Smallest global batch: NT-Xent needs another item for negatives (with one
+# item the loss is 0 and the contrastive accuracy 1 from the first step).
+MIN_TRAIN_BATCH_SIZE = 2
+# Caps on counts, far above any real run, so that a typo fails at once and
+# every derived int64 stays small: steps <= MAX_EPOCHS x (MAX_ITEMS = 1e6
+# hierarchy items / 2 per batch) = 5e11 and the tf.data index range
+# (steps x replicas) stay far below 2**63 ~ 9.2e18.
+MAX_EPOCHS = 1_000_000  # --train_epochs, --checkpoint_epochs, --eval_every_epochs
+MAX_TRAIN_STEPS = 1_000_000_000  # --train_steps
+MAX_STEPS_PER_LOOP = 1_000_000  # --steps_per_loop
+MAX_KEEP_CHECKPOINTS = 10_000  # --keep_checkpoint_max
+# --decoder_epochs: the probe draws its minibatch order up front, an int32
+# [epochs, items] array (500 x 15360 x 4 bytes = 31 MB at the paper's values);
+# 10,000 epochs (20 x the paper's) keeps it at 0.6 GB for dSprites.
+MAX_DECODER_EPOCHS = 10_000
+# Modes whose command-line settings build and train a model here (the memory
+# and minimum-input checks judge only these; probe reads the model's settings
+# from its config.json, show and analyze build none).
+MODEL_MODES = ("train", "reproduce")
 
 # Paper settings (SPEC §2; paper Sec. 2, App. A.1, A.2).
 PAPER_DEFAULTS = {
@@ -84,6 +104,7 @@ class Config:
     jit_compile: str = "auto"
     mixed_precision: str = "auto"
     deterministic: bool = False
+    recover: bool = False
     # Probes and experiments (SPEC §3, §4).
     checkpoints: str = "latest"
     decoder_epochs: int = 500
@@ -131,10 +152,14 @@ def parse_int_tuple(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
-def validate(config: Config, num_replicas: int = 1) -> None:
+def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = None) -> None:
     """Checks the settings that do not need the data; UsageError names the flag.
 
-    Imports nothing heavy (no TensorFlow), so run.py can call it first.
+    Imports nothing heavy (no TensorFlow), so run.py can call it first. For
+    the modes that train (MODEL_MODES) it also refuses an input smaller than
+    the model accepts (`--crop_size`) and a model whose training step needs
+    more than `memory_bytes` (default: this machine's physical memory; see
+    `check_model_fits`).
     """
     c = config
 
@@ -164,10 +189,16 @@ def validate(config: Config, num_replicas: int = 1) -> None:
          c.temperature)
     need(positive_int(c.train_batch_size), "train_batch_size", "must be a positive integer",
          c.train_batch_size)
+    need(c.train_batch_size >= MIN_TRAIN_BATCH_SIZE, "train_batch_size",
+         f"must be at least {MIN_TRAIN_BATCH_SIZE} (NT-Xent contrasts each item with the other "
+         "items of the batch; one item has no negatives)", c.train_batch_size)
     need(c.train_batch_size % max(num_replicas, 1) == 0, "train_batch_size",
          f"must be divisible by the number of replicas ({num_replicas})", c.train_batch_size)
     need(positive_int(c.train_epochs), "train_epochs", "must be a positive integer", c.train_epochs)
+    need(c.train_epochs <= MAX_EPOCHS, "train_epochs", f"allowed: 1 to {MAX_EPOCHS:,}", c.train_epochs)
     need(c.train_steps >= 0, "train_steps", "must be >= 0 (0: use train_epochs)", c.train_steps)
+    need(c.train_steps <= MAX_TRAIN_STEPS, "train_steps",
+         f"allowed: 0 (use train_epochs) to {MAX_TRAIN_STEPS:,}", c.train_steps)
     need(finite(c.learning_rate) and c.learning_rate > 0, "learning_rate",
          "must be a finite number > 0", c.learning_rate)
     need(finite(c.weight_decay) and c.weight_decay >= 0, "weight_decay", "must be a finite number >= 0",
@@ -178,16 +209,26 @@ def validate(config: Config, num_replicas: int = 1) -> None:
          "must be a finite number >= 0", c.color_jitter_strength)
     need(positive_int(c.checkpoint_epochs), "checkpoint_epochs", "must be a positive integer",
          c.checkpoint_epochs)
+    need(c.checkpoint_epochs <= MAX_EPOCHS, "checkpoint_epochs", f"allowed: 1 to {MAX_EPOCHS:,}",
+         c.checkpoint_epochs)
     need(positive_int(c.keep_checkpoint_max), "keep_checkpoint_max", "must be a positive integer",
          c.keep_checkpoint_max)
+    need(c.keep_checkpoint_max <= MAX_KEEP_CHECKPOINTS, "keep_checkpoint_max",
+         f"allowed: 1 to {MAX_KEEP_CHECKPOINTS:,}", c.keep_checkpoint_max)
     need(c.eval_every_epochs >= 0, "eval_every_epochs", "must be >= 0 (0: off)", c.eval_every_epochs)
+    need(c.eval_every_epochs <= MAX_EPOCHS, "eval_every_epochs",
+         f"allowed: 0 (off) to {MAX_EPOCHS:,}", c.eval_every_epochs)
     need(c.steps_per_loop >= 0, "steps_per_loop", "must be >= 0 (0: automatic)", c.steps_per_loop)
+    need(c.steps_per_loop <= MAX_STEPS_PER_LOOP, "steps_per_loop",
+         f"allowed: 0 (automatic) to {MAX_STEPS_PER_LOOP:,}", c.steps_per_loop)
     need(c.head_widths is None or (len(c.head_widths) == 3 and all(w > 0 for w in c.head_widths)),
          "head_widths", "three comma-separated positive integers", c.head_widths)
     need(c.resnet_stem in ("cifar", "imagenet"), "resnet_stem", "allowed: cifar, imagenet", c.resnet_stem)
     need(c.checkpoints in ("latest", "all"), "checkpoints", "allowed: latest, all", c.checkpoints)
     need(positive_int(c.decoder_epochs), "decoder_epochs", "must be a positive integer",
          c.decoder_epochs)
+    need(c.decoder_epochs <= MAX_DECODER_EPOCHS, "decoder_epochs",
+         f"allowed: 1 to {MAX_DECODER_EPOCHS:,}", c.decoder_epochs)
     need(len(c.temperatures) > 0 and all(finite(t) and t > 0 for t in c.temperatures), "temperatures",
          "comma-separated finite temperatures > 0", c.temperatures)
     need(all(a in AUGMENT_PRESETS for a in c.augment_presets) and len(c.augment_presets) > 0,
@@ -201,6 +242,107 @@ def validate(config: Config, num_replicas: int = 1) -> None:
     need(positive_int(c.mask_size), "mask_size", "must be a positive integer", c.mask_size)
     need(isinstance(c.crop_size, int) and 0 < c.crop_size <= c.mask_size, "crop_size",
          f"must be an integer in [1, mask_size={c.mask_size}]", c.crop_size)
+    if c.mode in MODEL_MODES:
+        trained = c
+        if c.mode == "reproduce":
+            if c.experiment not in EXPERIMENTS:
+                return  # modes.check asks for --experiment
+            # The settings reproduce.experiment_models trains with.
+            trained = dataclasses.replace(c, dataset=c.experiment, mode="train")
+        check_model_fits(trained, memory_bytes)
+
+
+def check_model_fits(config: Config, memory_bytes: int | None = None) -> None:
+    """Refuses a model that cannot be trained here; UsageError names the flag.
+
+    - hierarchy: `--crop_size` at least the model's smallest input side
+      (`footprint.min_input_side`: LeNet 11, ResNet-18 1);
+    - the training step (`footprint.step_memory` + `footprint.RUNTIME_BYTES`)
+      must fit in `memory_bytes` (default: physical memory; 0: not checked).
+      With --strategy=multi_worker or tpu the batch is split over machines
+      or cores whose number is unknown before TensorFlow starts, so only the
+      replicated part (weights, Adam slots, gradients) is judged there. The
+      flag named is the one whose reset to its default shrinks the estimate
+      most (--width_multiplier, --head_widths, --train_batch_size,
+      --crop_size), with the largest value that fits where one does.
+    """
+    c = config
+    if c.dataset == "hierarchy":
+        low = footprint.min_input_side(c.model)
+        if c.crop_size < low:
+            allowed = (f"allowed: {low} to mask_size={c.mask_size}" if c.mask_size >= low
+                       else f"needs --mask_size >= {low} too")
+            why = (" (two 5x5 valid convolutions and two 2x2 stride-1 max-pools shrink the side "
+                   "by 10)" if c.model == "lenet" else "")
+            raise UsageError(f"--crop_size: {c.model} needs inputs of at least {low}x{low} "
+                             f"pixels{why}; {allowed}, got {c.crop_size}")
+    memory = footprint.physical_memory_bytes() if memory_bytes is None else int(memory_bytes)
+    if memory <= 0:
+        return
+    split = c.strategy in ("multi_worker", "tpu")
+
+    def needed(cfg: Config) -> int:
+        step = footprint.step_memory(cfg)
+        return (step.state_bytes if split else step.total_bytes) + footprint.RUNTIME_BYTES
+
+    need_now = needed(c)
+    if need_now <= memory:
+        return
+    defaults = {"width_multiplier": 1.0, "head_widths": None,
+                "train_batch_size": PAPER_DEFAULTS[c.dataset]["train_batch_size"]}
+    if c.dataset == "hierarchy":
+        defaults["crop_size"] = Config.crop_size
+    reduced = {flag: needed(dataclasses.replace(c, **{flag: value}))
+               for flag, value in defaults.items() if getattr(c, flag) != value}
+    flag = min(reduced, key=reduced.get) if reduced and min(reduced.values()) < need_now \
+        else "train_batch_size"
+    if split and flag == "train_batch_size":
+        flag = "width_multiplier"  # the batch does not count there
+    value = getattr(c, flag)
+    shown = ",".join(footprint.format_int(v) for v in value) if flag == "head_widths" else (
+        f"{value:g}" if flag == "width_multiplier" else footprint.format_int(value))
+    step = footprint.step_memory(c)
+    fit = _largest_fitting(c, flag, lambda cfg: needed(cfg) <= memory)
+    hint = f"; allowed here: {fit}" if fit else "; lower it"
+    what = ("for the weights, Adam slots and gradients every worker holds" if split
+            else "for a training step")
+    raise UsageError(
+        f"--{flag}: {shown} needs about {footprint.format_bytes(need_now)} {what} "
+        f"(model {footprint.format_count(step.params)} parameters), more than this machine's "
+        f"{footprint.format_bytes(memory)} memory{hint}")
+
+
+def _largest_fitting(c: Config, flag: str, fits) -> str:
+    """'at most N' for the largest value of `flag` that `fits` (by bisection; memory grows
+    with each of these flags), '' when none does."""
+    def with_value(v):
+        if flag == "head_widths":
+            widths = c.head_widths or footprint.DEFAULT_HEAD_WIDTHS[c.model]
+            return dataclasses.replace(c, head_widths=tuple(min(w, v) for w in widths))
+        return dataclasses.replace(c, **{flag: v})
+
+    if flag == "width_multiplier":
+        lo, hi = 1e-6, float(c.width_multiplier)
+        if not fits(with_value(lo)):
+            return ""
+        for _ in range(100):  # geometric: the range may span hundreds of decades
+            mid = math.sqrt(lo) * math.sqrt(hi)
+            lo, hi = (mid, hi) if fits(with_value(mid)) else (lo, mid)
+        unit = 10.0 ** (math.floor(math.log10(lo)) - 1)  # 2 significant digits, rounded down
+        best = math.floor(lo / unit) * unit
+        return f"at most {best:.0f}" if best >= 10 else f"at most {best:.2g}"
+    low = {"train_batch_size": MIN_TRAIN_BATCH_SIZE, "head_widths": 1,
+           "crop_size": footprint.min_input_side(c.model)}[flag]
+    high = max(c.head_widths or footprint.DEFAULT_HEAD_WIDTHS[c.model]) if flag == "head_widths" \
+        else int(getattr(c, flag))
+    if not fits(with_value(low)):
+        return ""
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(with_value(mid)) else (low, mid - 1)
+    if flag == "head_widths":
+        return f"widths of at most {low:,} each"
+    return f"at most {low:,}"
 
 
 def locked_differences(old: dict[str, Any], new: Config) -> list[tuple[str, Any, Any]]:

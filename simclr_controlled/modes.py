@@ -110,7 +110,7 @@ def train(config: Config, eval_hook=None) -> int:
     state_before = checkpoints.latest_listed(config.model_dir) if not config.recover else None
     resume_from = checkpoints.resume_point(config.model_dir, config.recover)
     # The first writes (the run lock, then config.json): every check above passed.
-    with workdir.run_lock(config.model_dir) if chief else contextlib.nullcontext():
+    with workdir.run_lock(config.model_dir, reuse_held=True) if chief else contextlib.nullcontext():
         if chief:
             if config.recover and resume_from != _listed_or_none(config.model_dir):
                 checkpoints.rebuild_state(config.model_dir, resume_from)

@@ -152,6 +152,16 @@ def save_initial(config: Config, dataset: Dataset, strategy=None) -> str:
     return state.manager.latest_checkpoint or save_checkpoint(state, 0, os.path.join(config.model_dir, "ckpt"))
 
 
+def _op_determinism_enabled(config: Config) -> bool:
+    """--deterministic, or op determinism already on in this process (it is
+    process-wide and cannot be seen through a public API)."""
+    try:
+        from tensorflow.python.framework import config as tf_config
+        return config.deterministic or tf_config.is_op_determinism_enabled()
+    except (ImportError, AttributeError):
+        return config.deterministic
+
+
 def make_train_loop(config: Config, state: TrainState, jit: bool):
     """A tf.function running `num_steps` SimCLR steps; returns mean stats."""
     strategy, model, optimizer = state.strategy, state.model, state.optimizer
@@ -331,6 +341,13 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
         seed=config.seed, augment_fn=augment_fn(config), start_step=start, total_steps=final)
     iterator = iter(strategy.distribute_datasets_from_function(input_fn))
     jit = config.jit_compile == "on" or (config.jit_compile == "auto" and strategy_lib.uses_accelerator(strategy))
+    if jit and not strategy_lib.is_tpu(strategy) and _op_determinism_enabled(config):
+        # tf2xla refuses MaxPoolGrad under op determinism (on every device:
+        # "GPU MaxPool gradient ops do not yet have a deterministic XLA
+        # implementation"), and LeNet and the imagenet-stem ResNet max-pool.
+        log("note: --deterministic: the training step runs without XLA (TensorFlow has no "
+            "deterministic XLA max-pool gradient)")
+        jit = False
     train_loop = make_train_loop(config, state, jit)
     loop_length = LoopLength(config.steps_per_loop, per_epoch)
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "tb"))

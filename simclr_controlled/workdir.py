@@ -111,20 +111,21 @@ _HELD: dict[str, int] = {}  # folder (absolute) -> how many nested run_lock call
 
 
 @contextlib.contextmanager
-def run_lock(model_dir: str, flag: str = "model_dir"):
+def run_lock(model_dir: str, flag: str = "model_dir", reuse_held: bool = False):
     """Holds `model_dir/.lock` (flock) while a run writes there.
 
     A second run in the same folder at the same time would interleave two
     runs' checkpoints and records; it is refused (UsageError). The kernel
     drops the lock when the process ends, even on kill -9, so a killed run
-    never leaves a stale lock. Re-entrant within one process (run.py takes it
-    before TensorFlow starts when the folder already has a `.lock`, and the
-    mode takes it again before its first write). Also removes what a killed
+    never leaves a stale lock. With `reuse_held`, a lock this process already
+    holds is used again (run.py takes it before TensorFlow starts when the
+    folder already has a `.lock`; the training mode then reuses it before its
+    first write); otherwise a second lock is refused. Also removes what a killed
     run may have left: atomic-write temporaries and cut-short checkpoint saves.
     """
     import fcntl
     key = os.path.abspath(model_dir)
-    if _HELD.get(key):
+    if reuse_held and _HELD.get(key):
         _HELD[key] += 1
         try:
             yield

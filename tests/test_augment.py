@@ -122,28 +122,100 @@ def test_view_seeds_is_a_pure_function():
     assert not np.array_equal(c[0], c[1])  # high index bits count
 
 
-def test_resized_crop_boxes_area_and_aspect():
-    boxes = aug.resized_crop_boxes(_seeds(4000), 32, 32).numpy()
-    h = boxes[:, 2] - boxes[:, 0]
-    w = boxes[:, 3] - boxes[:, 1]
-    area, aspect = h * w, w / h
-    assert boxes.min() >= 0.0 and boxes.max() <= 1.0 + 1e-6
-    assert area.min() >= 0.08 - 1e-6 and area.max() <= 1.0 + 1e-6
-    assert aspect.min() >= 0.75 - 1e-5 and aspect.max() <= 4.0 / 3.0 + 1e-5
-    assert area.min() < 0.1 and np.quantile(area, 0.95) > 0.8  # spans the range
-    assert aspect.min() < 0.77 and aspect.max() > 1.3
+def _ks_distance(a, b):
+    """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b| (ties handled)."""
+    a, b = np.sort(a), np.sort(b)
+    x = np.concatenate([a, b])
+    return np.max(np.abs(np.searchsorted(a, x, "right") / len(a)
+                         - np.searchsorted(b, x, "right") / len(b)))
 
 
-def test_resized_crop_matches_crop_then_bilinear_resize():
-    images = _images(batch=3, size=SIZE)
-    windows = [(0, 0, 16, 16), (3, 5, 8, 10), (6, 0, 10, 8)]  # y, x, h, w in pixels
-    boxes = tf.constant([[y / SIZE, x / SIZE, (y + h) / SIZE, (x + w) / SIZE]
-                         for y, x, h, w in windows], tf.float32)
-    out = aug.resized_crop(images, boxes).numpy()
-    for b, (y, x, h, w) in enumerate(windows):
-        want = tf.image.resize(images[b:b + 1, y:y + h, x:x + w], (SIZE, SIZE), "bilinear")
-        np.testing.assert_allclose(out[b], want.numpy()[0], atol=1e-5)
-    np.testing.assert_array_equal(out[0], images.numpy()[0])
+@tf.function
+def _tf_kernel_boxes(seeds, height, width):
+    """(y, x, h, w) of TF's own kernel with SimCLR's arguments, one per seed row."""
+    def one(seed):
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            [height, width, 3], tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+            min_object_covered=0.1, aspect_ratio_range=(0.75 * width / height,
+                                                        4.0 / 3.0 * width / height),
+            area_range=(0.08, 1.0), max_attempts=100, use_image_if_no_bounding_boxes=True)
+        return tf.concat([begin[:2], size[:2]], axis=0)
+    return tf.map_fn(one, seeds, fn_output_signature=tf.int32, parallel_iterations=10)
+
+
+def test_resized_crop_boxes_match_tf_kernel():
+    """Same distribution as SimCLR's `sample_distorted_bounding_box` draw (64x64)."""
+    n, size = 20000, 64
+    ours = aug.resized_crop_boxes(_seeds(n), size, size).numpy()
+    kernel_seeds = np.stack([np.arange(n), 7 * np.arange(n) + 3], axis=1)
+    theirs = _tf_kernel_boxes(tf.constant(kernel_seeds, tf.int64), size, size).numpy()
+    assert ours.dtype == np.int32 and ours.shape == (n, 4)
+    for boxes in (ours, theirs):
+        y, x, h, w = boxes.T
+        assert y.min() == 0 and x.min() == 0 and h.min() >= 1 and w.min() >= 1
+        assert np.all(y + h <= size) and np.all(x + w <= size)
+        # The kernel's offsets are Uniform(H - h) in [0, H - h): a crop smaller
+        # than the image never reaches the bottom / right edge.
+        assert np.all((y + h < size) | (h == size)) and np.all((x + w < size) | (w == size))
+        area = h * w / size ** 2
+        assert area.min() >= 0.1 and area.max() == 1.0  # min_object_covered = 0.1
+        assert np.all(w / h >= 0.74) and np.all(w / h <= 1.36)  # integer-rounded 3/4 .. 4/3
+
+    def stats(b):
+        return {"area": b[:, 2] * b[:, 3], "aspect": b[:, 3] / b[:, 2], "height": b[:, 2],
+                "width": b[:, 3], "offset_y": b[:, 0], "offset_x": b[:, 1]}
+
+    ours_stats, theirs_stats = stats(ours), stats(theirs)
+    for name in ours_stats:
+        assert _ks_distance(ours_stats[name], theirs_stats[name]) < 0.02, name
+    # Not uniform in area: mean about 0.43, median about 0.39 (both samplers).
+    area = ours_stats["area"] / size ** 2
+    assert 0.41 < area.mean() < 0.44 and 0.37 < np.median(area) < 0.41
+
+
+def test_resized_crop_boxes_non_square():
+    """Aspect range times W/H as SimCLR; same height / width laws as the kernel."""
+    n, height, width = 5000, 24, 40
+    ours = aug.resized_crop_boxes(_seeds(n), height, width).numpy()
+    theirs = _tf_kernel_boxes(tf.constant(np.stack([np.arange(n), np.arange(n) + 11], 1),
+                                          tf.int64), height, width).numpy()
+    for col in range(4):
+        assert _ks_distance(ours[:, col], theirs[:, col]) < 0.04, col
+    assert np.all(ours[:, 0] + ours[:, 2] <= height) and np.all(ours[:, 1] + ours[:, 3] <= width)
+
+
+def test_resized_crop_matches_tf_bicubic_resize_then_clip():
+    for height, width in ((SIZE, SIZE), (12, 20)):
+        images = tf.constant(np.random.default_rng(height).random((9, height, width, 3)),
+                             tf.float32)
+        boxes = [(0, 0, height, width), (height - 1, width - 1, 1, 1), (0, 0, 1, width),
+                 (3, 5, 8, 10), (6, 0, 4, 8), (0, 2, height, 3), (1, 1, height - 2, width - 1)]
+        boxes += [tuple(b) for b in aug.resized_crop_boxes(_seeds(2), height, width).numpy()]
+        out = aug.resized_crop(images, tf.constant(boxes, tf.int32)).numpy()
+        overshoot = 0
+        for b, (y, x, h, w) in enumerate(boxes):
+            want = tf.image.resize(images[b, y:y + h, x:x + w], (height, width), "bicubic")
+            overshoot += np.sum((want.numpy() < 0) | (want.numpy() > 1))
+            np.testing.assert_allclose(out[b], tf.clip_by_value(want, 0.0, 1.0).numpy(),
+                                       atol=1e-5)
+        assert overshoot > 0  # bicubic overshoots: the clip is exercised
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        np.testing.assert_array_equal(out[0], images.numpy()[0])  # full box: identity
+
+
+def test_random_crop_under_xla():
+    images = _images(batch=16)
+    seeds = _seeds(16)
+    eager = aug.make_augment("random_crop")(images, seeds).numpy()
+    xla_fn = aug.make_augment("random_crop", jit_compile=True)
+    xla = xla_fn(images, seeds).numpy()
+    np.testing.assert_allclose(xla, eager, atol=1e-5)
+    alone = xla_fn(images[5:7], seeds[5:7]).numpy()
+    np.testing.assert_allclose(alone, xla[5:7], atol=1e-6)
+    many = _seeds(3000, seed=4)
+    np.testing.assert_array_equal(
+        tf.function(aug.resized_crop_boxes, jit_compile=True)(many, 64, 64).numpy(),
+        aug.resized_crop_boxes(many, 64, 64).numpy())
 
 
 def test_color_jitter_matches_tf_image_ops_per_item():
@@ -175,6 +247,20 @@ def test_color_jitter_params_ranges():
     assert abs(p["apply"].mean() - 0.8) < 0.03 and abs(p["gray"].mean() - 0.2) < 0.03
     assert np.all(np.sort(p["order"], axis=1) == np.arange(4))
     assert len({tuple(o) for o in p["order"]}) == 24
+
+
+def test_rgb_to_hsv_equals_tf():
+    rng = np.random.default_rng(3)
+    x = rng.random((4, 16, 16, 3)).astype(np.float32)
+    x[0, :4] = x[0, :4, :, :1]  # grey pixels
+    x[1, :4, :, 1] = x[1, :4, :, 0]  # red == green
+    x[1, 4:8, :, 2] = x[1, 4:8, :, 1]  # green == blue
+    x[2, :4] = 0.0
+    x = tf.constant(x)
+    ours = tf.stack(aug._rgb_to_hsv(x), axis=3).numpy()
+    np.testing.assert_array_equal(ours, tf.image.rgb_to_hsv(x).numpy())
+    # Its XLA use (crop then jitter fused in one program) is checked against
+    # eager in test_tf_data_and_xla.
 
 
 def test_grayscale_makes_channels_equal():

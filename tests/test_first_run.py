@@ -208,7 +208,7 @@ DAMAGE = {
     "data_zeroed": (lambda m: _rewrite(m / DATA, lambda d: bytes(len(d))), ["ckpt-9: corrupt checkpoint"], 6),
     "data_truncated": (lambda m: _rewrite(m / DATA, lambda d: d[: len(d) // 2]),
                        ["ckpt-9: corrupt checkpoint"], 6),
-    "data_missing": (lambda m: os.remove(m / DATA), ["names ckpt-9, but its files are missing", "--recover"], 6),
+    "data_missing": (lambda m: os.remove(m / DATA), ["names ckpt-9, but its files are missing", "ckpt-9.data-*", "--recover"], 6),
 }
 
 

@@ -124,7 +124,7 @@ def test_eta_counts_evaluations_not_only_training_steps(tmp_path, monkeypatch):
 
     lines = []
     train.train(config, data, eval_hook=hook, log=lines.append)
-    etas = [line.split("ETA ")[1] for line in lines if "ETA " in line]
+    etas = [line.split("ETA ")[1] for line in lines if line.startswith("epoch ")]
     per_epoch = len(data.train_idx) // config.train_batch_size
     assert len(etas) >= 4 and per_epoch <= config.steps_per_loop  # one loop call per epoch
     # After epoch 2 (the epoch-1 evaluation behind, two epochs and their
