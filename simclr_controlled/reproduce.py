@@ -14,7 +14,7 @@ import dataclasses
 import os
 import time
 
-from simclr_controlled import analyze, files, probe, workdir
+from simclr_controlled import analyze, checkpoints, files, probe, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
 
@@ -58,6 +58,8 @@ def run(config: Config, log=print) -> int:
         config_lib.validate(c)
         workdir.check_output_dir(c.model_dir)
         workdir.check_lock(c, flag="experiment_dir")
+        workdir.check_resume_files(c.model_dir)
+        checkpoints.check_resumable(c.model_dir, c.recover)
         _probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
     files.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
                          {"experiment": config.experiment,
@@ -75,7 +77,7 @@ def run(config: Config, log=print) -> int:
             status = modes.train(c)
             if status:
                 return status
-        latest = int(os.path.basename(train.checkpoint_paths(c.model_dir, "latest")[0]).split("-")[-1])
+        latest = checkpoints.step_of(checkpoints.listed(c.model_dir, "latest")[0])
         if _probed_step(c.model_dir) == latest:
             log(f"  {name}: already probed at step {latest}")
         else:
