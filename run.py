@@ -5,7 +5,7 @@ trained model), analyze (figures and claims of an experiment), reproduce (the
 whole paper experiment). Flags follow google-research/simclr where SimCLR has
 the concept. Flags are parsed once here into a frozen `Config`.
 
-Exit status (issue 7): 0 done; 2 bad input (one line on stderr naming the
+Exit status: 0 done; 2 bad input (one line on stderr naming the
 flag or file and what is allowed, nothing written: every check runs before
 the first write); 1 a non-finite loss (the last good checkpoint is kept) or
 an I/O error; 128+N stopped by signal N (SIGINT/SIGTERM during training save
@@ -25,27 +25,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from simclr_controlled.config import MODES, STRATEGIES  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_string("mode", "train", f"One of {', '.join(MODES)}.")
-flags.DEFINE_string("dataset", "hierarchy", "hierarchy or dsprites_mod.")
+# Fixed-choice flags are enums of the values in simclr_controlled/names.py;
+# `flag_error` words a value outside them as config.validate does.
+from simclr_controlled import names  # noqa: E402
+
+flags.DEFINE_enum("mode", "train", names.MODES, "What to run (README \"Modes\").")
+flags.DEFINE_enum("dataset", names.HIERARCHY, names.DATASETS, "The controlled dataset (DESIGN §1).")
 flags.DEFINE_string("model_dir", "", "Folder of one model: checkpoints, metrics, results.")
 flags.DEFINE_integer("seed", 0, "Fixes the dataset, the initialization and the augmentations.")
-# Dataset (SPEC §1).
+# Dataset (DESIGN §1).
 flags.DEFINE_string("branching", "10,10,10,10", "hierarchy: branching factor per level, top first.")
 flags.DEFINE_integer("mask_size", 38, "hierarchy: mask side in pixels.")
 flags.DEFINE_integer("crop_size", 28, "hierarchy: random-crop side (no resize).")
 flags.DEFINE_float("val_fraction", 0.1, "hierarchy: fraction of items held out.")
-flags.DEFINE_string("shape", "square", "dsprites_mod: sprite shape (square, ellipse, heart).")
-# Model and augmentation (SPEC §2).
-flags.DEFINE_string("model", None, "lenet or resnet18 (default: the paper's for the dataset).")
+flags.DEFINE_enum("shape", "square", names.SHAPES, "dsprites_mod: sprite shape.")
+# Model and augmentation (DESIGN §2, §3).
+flags.DEFINE_enum("model", None, names.MODELS, "Backbone (default: the paper's for the dataset).")
 flags.DEFINE_float("width_multiplier", 1.0, "Scales the backbone's widths.")
-flags.DEFINE_string("resnet_stem", "cifar", "resnet18 stem: cifar (paper: 3x3 stride 1, no "
-                    "max-pool) or imagenet (7x7 stride 2 + max-pool; 16x fewer FLOPs, CPU presets).")
+flags.DEFINE_enum("resnet_stem", "cifar", names.RESNET_STEMS, "resnet18 stem: cifar (paper: 3x3 "
+                  "stride 1, no max-pool) or imagenet (7x7 stride 2 + max-pool; 16x fewer FLOPs, "
+                  "CPU presets).")
 flags.DEFINE_string("head_widths", None, "Three comma-separated projection-head widths.")
-flags.DEFINE_string("augment", None, "hierarchy: crop; dsprites_mod: none, color_jitter, "
-                    "random_crop, crop_jitter (default: crop / crop_jitter).")
+flags.DEFINE_enum("augment", None, names.AUGMENTATIONS, "hierarchy: crop; dsprites_mod: one of "
+                  "the other four (default: crop / crop_jitter).")
 flags.DEFINE_float("color_jitter_strength", 0.5, "Colour distortion strength s.")
 flags.DEFINE_bool("flip", False, "Random left-right flips (off: they change x-position).")
 # Optimisation (SimCLR names; defaults are the paper's for the dataset).
@@ -60,26 +64,30 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
 flags.DEFINE_integer("eval_every_epochs", 0, "hierarchy: record the Fig. 2 statistics every this "
                      "many epochs (0: only in --mode=probe).")
 flags.DEFINE_integer("steps_per_loop", 0, "Steps per tf.function call (0: automatic).")
-flags.DEFINE_string("strategy", "auto", f"One of {', '.join(STRATEGIES)}.")
+flags.DEFINE_enum("strategy", "auto", names.STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu (or auto).")
-flags.DEFINE_string("jit_compile", "auto", "XLA: auto (on for TPU/GPU, off on CPU), on, off.")
-flags.DEFINE_string("mixed_precision", "auto", "auto (bfloat16 on TPU), off, bfloat16.")
+flags.DEFINE_enum("jit_compile", "auto", names.AUTO_ON_OFF, "XLA: auto (on for TPU/GPU, off on CPU), "
+                  "on, off.")
+flags.DEFINE_enum("mixed_precision", "auto", names.MIXED_PRECISIONS, "auto (bfloat16 on TPU), off, "
+                  "bfloat16.")
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bitwise-reproducible runs).")
 flags.DEFINE_bool("recover", False, "train: when the checkpoint state file is missing or damaged, or "
                   "the latest checkpoint is corrupt, resume from the newest intact checkpoint (the "
                   "state file is rebuilt; what was skipped is named). Without it such a folder is refused.")
-# Probes and experiments (SPEC §3, §4).
-flags.DEFINE_string("checkpoints", "latest", "probe: latest, or all saved checkpoints (over training).")
+# Probes and experiments (DESIGN §4, §5).
+flags.DEFINE_enum("checkpoints", "latest", names.CHECKPOINTS, "probe: latest, or all saved checkpoints "
+                  "(over training).")
 flags.DEFINE_integer("decoder_epochs", 500, "probe: epochs of each linear decoder (paper 500).")
-flags.DEFINE_string("experiment", "", "reproduce: hierarchy or dsprites_mod.")
+flags.DEFINE_enum("experiment", "", ("",) + names.EXPERIMENTS, "reproduce: hierarchy or dsprites_mod "
+                  "(empty: none).")
 flags.DEFINE_string("experiment_dir", "", "reproduce/analyze: folder of one experiment.")
-flags.DEFINE_string("preset", "", "reproduce: cpu or paper; loads flags/EXPERIMENT_PRESET.cfg "
-                    "(flags given on the command line win).")
+flags.DEFINE_enum("preset", "", ("",) + names.PRESETS, "reproduce: cpu or paper; loads "
+                  "flags/EXPERIMENT_PRESET.cfg (flags given on the command line win; empty: none).")
 flags.DEFINE_string("temperatures", "0.1,0.5,1.0", "reproduce hierarchy: one model per temperature.")
-flags.DEFINE_string("augment_presets", "none,color_jitter,random_crop,crop_jitter",
+flags.DEFINE_string("augment_presets", ",".join(names.AUGMENT_PRESETS),
                     "reproduce dsprites_mod: one model per augmentation preset (plus untrained).")
 
-PRESETS = ("cpu", "paper")
+PRESETS = names.PRESETS
 FLAGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags")
 
 
@@ -164,7 +172,7 @@ def with_preset(argv: list[str]) -> list[str]:
     if preset not in PRESETS:
         fail(f"--preset: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     experiment = value("experiment")
-    if experiment not in ("hierarchy", "dsprites_mod"):
+    if experiment not in names.EXPERIMENTS:
         fail("--experiment: required with --preset; allowed: hierarchy, dsprites_mod")
     path = os.path.join(FLAGS_DIR, f"{experiment}_{preset}.cfg")
     if not os.path.isfile(path):
@@ -193,6 +201,17 @@ def flag_error(e: Exception) -> str:
     m = re.match(r"flag --([\w.-]+)=(.*?): ", text)
     if m and m.group(1) in F:
         name, value = m.groups()
+        if name in names.FLAG_CHOICES:
+            # An enum's value outside its choices: config.validate's words for it
+            # (--augment's choices those of --dataset as parsed so far, else its default).
+            from simclr_controlled import config as config_lib
+            full, head = str(e), f"flag --{name}="
+            end = full.rfind(": value should be one of <")
+            if full.startswith(head) and end >= len(head):
+                value = full[len(head):end]
+            message = config_lib.choice_error(name, value, F["dataset"].value)
+            if message:
+                return message
         kind = _FLAG_KINDS.get(F[name].flag_type())
         if kind:
             return f"--{name}: expected {kind}, got {value!r}"
@@ -265,8 +284,6 @@ def main(argv: list[str]) -> int:
         fail(flag_error(e))
     if len(rest) > 1:
         fail(f"unexpected argument {rest[1]!r}; flags are given as --name=value")
-    if F.mode not in MODES:
-        fail(f"--mode: unknown mode {F.mode!r}; allowed: {', '.join(MODES)}")
     from simclr_controlled.errors import UsageError
     from simclr_controlled import modes, workdir
     try:

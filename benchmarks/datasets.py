@@ -1,4 +1,4 @@
-"""Generation time of the two datasets (issue 3 targets: hierarchy < 0.5 s,
+"""Generation time of the two datasets (targets: hierarchy < 0.5 s,
 dsprites_mod < 2 s on this 2-core machine).
 
     python benchmarks/datasets.py [--repeats 5]

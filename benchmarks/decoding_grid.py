@@ -1,4 +1,4 @@
-"""Benchmark: the linear-decoding grid of one dsprites_mod model (SPEC §3).
+"""Benchmark: the linear-decoding grid of one dsprites_mod model (DESIGN §4.3).
 
 One model's decoding = 4 layers (head_input, head_1, head_2 at d=512;
 head_out at d=128) x 3 factors (color: 10 classes, 9,200 train / 6,160
@@ -37,7 +37,7 @@ from simclr_controlled.probes import decoding  # noqa: E402
 PAPER_EPOCHS = 500
 BATCH = 256
 LAYERS = (("head_input", 512), ("head_1", 512), ("head_2", 512), ("head_out", 128))
-# factor: (classes, train images, validation images), SPEC §1 decoding splits.
+# factor: (classes, train images, validation images), DESIGN §1.2 decoding splits.
 FACTORS = {"color": (10, 9200, 6160), "scale": (6, 12288, 3072),
            "position": (256, 12288, 3072)}
 GRID = len(decoding.LEARNING_RATES) * len(decoding.WEIGHT_DECAYS)

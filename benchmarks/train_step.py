@@ -1,4 +1,4 @@
-"""Throughput of the hierarchy SimCLR training step on this CPU (issue 4 "Numbers").
+"""Throughput of the hierarchy SimCLR training step on this CPU.
 
 Runs the package's own training step (`train.make_train_loop` on a
 `train.build_state` state, OneDeviceStrategy on /cpu:0) on the real hierarchy
@@ -9,7 +9,7 @@ dataset at the paper's settings and prints
   (c) the input-pipeline overhead: the real `input_pipeline.train_input_fn`
       stream against the same loop fed from `--cache` batches of that stream
       held in memory (`.take(k).cache().repeat()`).
-Targets of issue 4: >= 50% of matmul peak, <= 5% pipeline overhead.
+Targets: >= 50% of matmul peak, <= 5% pipeline overhead.
 
 FLOP convention: 2 FLOPs per multiply-add; a training step counts 3x the
 forward FLOPs (backward ~ 2x forward) of every conv and dense layer

@@ -3,7 +3,7 @@
 `run.py` parses the absl flags once into a `Config`; every other module takes
 the `Config` (or plain arguments) and never reads flags itself.
 
-Defaults that depend on the dataset (SPEC §2, "Paper settings") are filled in
+Defaults that depend on the dataset (DESIGN §3.4) are filled in
 by `with_dataset_defaults`: a field left at `None` takes the paper's value for
 the chosen dataset.
 """
@@ -14,19 +14,19 @@ import json
 import math
 from typing import Any
 
-from simclr_controlled import footprint
+from simclr_controlled import footprint, names
 from simclr_controlled.errors import UsageError
 
-MODES = ("show", "train", "probe", "analyze", "reproduce")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-AUTO_ON_OFF = ("auto", "on", "off")
-EXPERIMENTS = ("hierarchy", "dsprites_mod")
-# Copies of `models.MODELS` and `augment.PRESETS` (tests check they agree), so
-# that `validate` runs without importing TensorFlow: bad input fails in a
-# fraction of a second, before TF's start-up messages.
-MODEL_NAMES = ("lenet", "resnet18")
-AUGMENT_PRESETS = ("none", "color_jitter", "random_crop", "crop_jitter")
-SHAPES = ("square", "ellipse", "heart")
+# The allowed values come from `names` (no TensorFlow), so `validate` runs
+# before TensorFlow starts: bad input fails in a fraction of a second, before
+# TF's start-up messages. Old names kept as aliases.
+MODES = names.MODES
+STRATEGIES = names.STRATEGIES
+AUTO_ON_OFF = names.AUTO_ON_OFF
+EXPERIMENTS = names.EXPERIMENTS
+MODEL_NAMES = names.MODELS
+AUGMENT_PRESETS = names.AUGMENT_PRESETS
+SHAPES = names.SHAPES
 MAX_SEED = 2**31 - 1
 # Smallest global batch: NT-Xent needs another item for negatives (with one
 # item the loss is 0 and the contrastive accuracy 1 from the first step).
@@ -48,16 +48,16 @@ MAX_DECODER_EPOCHS = 10_000
 # from its config.json, show and analyze build none).
 MODEL_MODES = ("train", "reproduce")
 
-# Paper settings (SPEC §2; paper Sec. 2, App. A.1, A.2).
+# Paper settings (DESIGN §3.4; paper Sec. 2, App. A.1, A.2).
 PAPER_DEFAULTS = {
-    "hierarchy": dict(model="lenet", augment="crop", temperature=0.5,
-                      train_batch_size=256, train_epochs=100, learning_rate=1e-3),
-    "dsprites_mod": dict(model="resnet18", augment="crop_jitter", temperature=0.5,
-                         train_batch_size=128, train_epochs=200, learning_rate=1e-3),
+    names.HIERARCHY: dict(model=names.LENET, augment=names.CROP, temperature=0.5,
+                          train_batch_size=256, train_epochs=100, learning_rate=1e-3),
+    names.DSPRITES_MOD: dict(model=names.RESNET18, augment="crop_jitter", temperature=0.5,
+                             train_batch_size=128, train_epochs=200, learning_rate=1e-3),
 }
 
 # Settings that change the data or the model: a `model_dir` made with one
-# value refuses another (issue 7, config lock).
+# value refuses another.
 LOCKED = ("dataset", "seed", "branching", "mask_size", "crop_size", "val_fraction",
           "shape", "model", "width_multiplier", "head_widths", "resnet_stem", "augment",
           "color_jitter_strength", "flip", "temperature", "train_batch_size",
@@ -71,18 +71,18 @@ class Config:
     dataset: str = "hierarchy"
     model_dir: str = ""
     seed: int = 0
-    # Dataset (SPEC §1).
+    # Dataset (DESIGN §1).
     branching: tuple = (10, 10, 10, 10)
     mask_size: int = 38
     crop_size: int = 28
     val_fraction: float = 0.1
     shape: str = "square"
-    # Model (SPEC §2).
+    # Model (DESIGN §3.1).
     model: str | None = None
     width_multiplier: float = 1.0
     head_widths: tuple | None = None
     resnet_stem: str = "cifar"
-    # Augmentation (SPEC §2).
+    # Augmentation (DESIGN §2).
     augment: str | None = None
     color_jitter_strength: float = 0.5
     flip: bool = False
@@ -105,26 +105,26 @@ class Config:
     mixed_precision: str = "auto"
     deterministic: bool = False
     recover: bool = False
-    # Probes and experiments (SPEC §3, §4).
+    # Probes and experiments (DESIGN §4, §5).
     checkpoints: str = "latest"
     decoder_epochs: int = 500
     experiment_dir: str = ""
     experiment: str = ""
     temperatures: tuple = (0.1, 0.5, 1.0)
-    augment_presets: tuple = ("none", "color_jitter", "random_crop", "crop_jitter")
+    augment_presets: tuple = names.AUGMENT_PRESETS
 
     def with_dataset_defaults(self) -> "Config":
         """Fills every `None` field with the paper's value for `dataset`."""
-        if self.dataset not in PAPER_DEFAULTS:
-            raise UsageError(f"--dataset: unknown dataset {self.dataset!r}; "
-                             f"allowed: {', '.join(PAPER_DEFAULTS)}")
+        message = choice_error("dataset", self.dataset)
+        if message:
+            raise UsageError(message)
         fill = {k: v for k, v in PAPER_DEFAULTS[self.dataset].items()
                 if getattr(self, k) is None}
         return dataclasses.replace(self, **fill)
 
     def dataset_params(self) -> dict[str, Any]:
         """Keyword arguments of `datasets.get_dataset` for this run."""
-        if self.dataset == "hierarchy":
+        if self.dataset == names.HIERARCHY:
             return dict(branching=tuple(self.branching), mask_size=self.mask_size,
                         crop_size=self.crop_size, val_fraction=self.val_fraction)
         return dict(shape=self.shape)
@@ -152,6 +152,34 @@ def parse_int_tuple(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
+def choice_error(flag: str, value: Any, dataset: str = names.HIERARCHY) -> str | None:
+    """The one line for `value` of fixed-choice `flag` outside its choices; None if allowed.
+
+    The choices are `names.FLAG_CHOICES[flag]`; `--augment`'s are those of
+    `dataset`. run.py's `flag_error` prints the same line when absl refuses a
+    value of the flag's enum, so a bad value reads the same whichever refuses it.
+    """
+    if flag == "augment":
+        allowed = names.AUGMENTATIONS_BY_DATASET.get(dataset, names.AUGMENTATIONS)
+        if value in allowed:
+            return None
+        return f"--augment: allowed for --dataset={dataset}: {', '.join(allowed)}, got {value!r}"
+    allowed = names.FLAG_CHOICES[flag]
+    if value in allowed or (value == "" and flag in names.MAY_BE_EMPTY):
+        return None
+    if flag in ("mode", "dataset", "preset"):
+        return f"--{flag}: unknown {flag} {value!r}; allowed: {', '.join(allowed)}"
+    return f"--{flag}: allowed: {', '.join(allowed)}, got {value!r}"
+
+
+def check_replicas(config: Config, num_replicas: int) -> None:
+    """The global batch splits evenly over the strategy's replicas (known once
+    TensorFlow has made the strategy; `validate` judges one replica)."""
+    if config.train_batch_size % max(num_replicas, 1):
+        raise UsageError(f"--train_batch_size: must be divisible by the number of replicas "
+                         f"({num_replicas}), got {config.train_batch_size!r}")
+
+
 def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = None) -> None:
     """Checks the settings that do not need the data; UsageError names the flag.
 
@@ -173,16 +201,21 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
     def positive_int(x: Any) -> bool:
         return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
-    need(c.mode in MODES, "mode", f"allowed: {', '.join(MODES)}", c.mode)
-    need(c.dataset in PAPER_DEFAULTS, "dataset", f"allowed: {', '.join(PAPER_DEFAULTS)}", c.dataset)
-    need(c.model in MODEL_NAMES, "model", f"allowed: {', '.join(MODEL_NAMES)}", c.model)
-    allowed_aug = ("crop",) if c.dataset == "hierarchy" else AUGMENT_PRESETS
-    need(c.augment in allowed_aug, "augment",
-         f"allowed for --dataset={c.dataset}: {', '.join(allowed_aug)}", c.augment)
-    need(c.strategy in STRATEGIES, "strategy", f"allowed: {', '.join(STRATEGIES)}", c.strategy)
-    need(c.jit_compile in AUTO_ON_OFF, "jit_compile", "allowed: auto, on, off", c.jit_compile)
-    need(c.mixed_precision in ("auto", "off", "bfloat16"), "mixed_precision",
-         "allowed: auto, off, bfloat16", c.mixed_precision)
+    def choice(flag: str) -> None:
+        message = choice_error(flag, getattr(c, flag), c.dataset)
+        if message:
+            raise UsageError(message)
+
+    # The fixed-choice flags are absl enums in run.py, so only a Config made
+    # in code (or read from a config.json) gets here with a value outside
+    # them; `--augment` within the enum but of the other dataset gets here too.
+    choice("mode")
+    choice("dataset")
+    choice("model")
+    choice("augment")
+    choice("strategy")
+    choice("jit_compile")
+    choice("mixed_precision")
     need(isinstance(c.seed, int) and 0 <= c.seed <= MAX_SEED, "seed",
          f"must be an integer in [0, {MAX_SEED}]", c.seed)
     need(finite(c.temperature) and c.temperature > 0, "temperature", "must be a finite number > 0",
@@ -192,8 +225,7 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
     need(c.train_batch_size >= MIN_TRAIN_BATCH_SIZE, "train_batch_size",
          f"must be at least {MIN_TRAIN_BATCH_SIZE} (NT-Xent contrasts each item with the other "
          "items of the batch; one item has no negatives)", c.train_batch_size)
-    need(c.train_batch_size % max(num_replicas, 1) == 0, "train_batch_size",
-         f"must be divisible by the number of replicas ({num_replicas})", c.train_batch_size)
+    check_replicas(c, num_replicas)
     need(positive_int(c.train_epochs), "train_epochs", "must be a positive integer", c.train_epochs)
     need(c.train_epochs <= MAX_EPOCHS, "train_epochs", f"allowed: 1 to {MAX_EPOCHS:,}", c.train_epochs)
     need(c.train_steps >= 0, "train_steps", "must be >= 0 (0: use train_epochs)", c.train_steps)
@@ -223,8 +255,8 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
          f"allowed: 0 (automatic) to {MAX_STEPS_PER_LOOP:,}", c.steps_per_loop)
     need(c.head_widths is None or (len(c.head_widths) == 3 and all(w > 0 for w in c.head_widths)),
          "head_widths", "three comma-separated positive integers", c.head_widths)
-    need(c.resnet_stem in ("cifar", "imagenet"), "resnet_stem", "allowed: cifar, imagenet", c.resnet_stem)
-    need(c.checkpoints in ("latest", "all"), "checkpoints", "allowed: latest, all", c.checkpoints)
+    choice("resnet_stem")
+    choice("checkpoints")
     need(positive_int(c.decoder_epochs), "decoder_epochs", "must be a positive integer",
          c.decoder_epochs)
     need(c.decoder_epochs <= MAX_DECODER_EPOCHS, "decoder_epochs",
@@ -234,9 +266,8 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
     need(all(a in AUGMENT_PRESETS for a in c.augment_presets) and len(c.augment_presets) > 0,
          "augment_presets", f"comma-separated values from {', '.join(AUGMENT_PRESETS)}",
          c.augment_presets)
-    need(c.experiment in ("",) + EXPERIMENTS, "experiment", f"allowed: {', '.join(EXPERIMENTS)}",
-         c.experiment)
-    need(c.shape in SHAPES, "shape", f"allowed: {', '.join(SHAPES)}", c.shape)
+    choice("experiment")
+    choice("shape")
     need(finite(c.val_fraction) and 0 < c.val_fraction < 1, "val_fraction",
          "must be in the open interval (0, 1)", c.val_fraction)
     need(positive_int(c.mask_size), "mask_size", "must be a positive integer", c.mask_size)
@@ -267,13 +298,13 @@ def check_model_fits(config: Config, memory_bytes: int | None = None) -> None:
       --crop_size), with the largest value that fits where one does.
     """
     c = config
-    if c.dataset == "hierarchy":
+    if c.dataset == names.HIERARCHY:
         low = footprint.min_input_side(c.model)
         if c.crop_size < low:
             allowed = (f"allowed: {low} to mask_size={c.mask_size}" if c.mask_size >= low
                        else f"needs --mask_size >= {low} too")
             why = (" (two 5x5 valid convolutions and two 2x2 stride-1 max-pools shrink the side "
-                   "by 10)" if c.model == "lenet" else "")
+                   "by 10)" if c.model == names.LENET else "")
             raise UsageError(f"--crop_size: {c.model} needs inputs of at least {low}x{low} "
                              f"pixels{why}; {allowed}, got {c.crop_size}")
     memory = footprint.physical_memory_bytes() if memory_bytes is None else int(memory_bytes)
@@ -290,7 +321,7 @@ def check_model_fits(config: Config, memory_bytes: int | None = None) -> None:
         return
     defaults = {"width_multiplier": 1.0, "head_widths": None,
                 "train_batch_size": PAPER_DEFAULTS[c.dataset]["train_batch_size"]}
-    if c.dataset == "hierarchy":
+    if c.dataset == names.HIERARCHY:
         defaults["crop_size"] = Config.crop_size
     reduced = {flag: needed(dataclasses.replace(c, **{flag: value}))
                for flag, value in defaults.items() if getattr(c, flag) != value}

@@ -36,16 +36,9 @@ activations would take half, so the estimate stays conservative):
 memory check adds it. Not counted: the dataset (hierarchy at most 4 GiB by
 its own cap, dSprites 0.75 GiB) and the input pipeline's prefetched batches.
 
-Checked against measurements (tests/test_footprint.py; CPU, TF 2.21, the
-growth of peak RSS over a fresh process's RSS before the model is built,
-through a step of the real loss): the estimated growth per extra view is
-above the measured one (LeNet 28x28x4: 327 vs 135-250 KB per view;
-ResNet-18 width 0.25 imagenet stem: 1.14 vs 0.76-1.0 MB; ResNet-18 width 1
-cifar stem: 38.9 vs 21.5 MB), and the measured growth stays below the
-estimate plus a constant ~150 MB (first-call kernels and caches). For the
-paper's ResNet-18 (width 1, cifar stem, batch 128, 64x64x3) the estimate is
-9.4 GiB for the step (10.4 GiB with RUNTIME_BYTES), where a full run was
-seen at about 8 GB resident including TensorFlow and the data.
+Checked against the growth of peak RSS through a real step
+(tests/test_footprint.py): the estimate is conservative but close; the
+numbers are in the README (Speed).
 """
 from __future__ import annotations
 
@@ -56,15 +49,18 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from simclr_controlled import names
+from simclr_controlled.names import HIERARCHY, LENET, RESNET18
+
 # Copies of models/lenet.py, models/resnet.py and models/__init__.py (tests check them).
 LENET_CONV_FILTERS = (6, 16)
 LENET_KERNEL = 5
 LENET_POOL = 2
 RESNET_STAGE_WIDTHS = (64, 128, 256, 512)
 RESNET_BLOCKS_PER_STAGE = (2, 2, 2, 2)
-RESNET_STEMS = ("cifar", "imagenet")
-DEFAULT_HEAD_WIDTHS = {"lenet": (120, 84, 84), "resnet18": (512, 512, 128)}
-HEAD_OUT_BIAS = {"lenet": True, "resnet18": False}
+RESNET_STEMS = names.RESNET_STEMS
+DEFAULT_HEAD_WIDTHS = {LENET: (120, 84, 84), RESNET18: (512, 512, 128)}
+HEAD_OUT_BIAS = {LENET: True, RESNET18: False}
 # dsprites_mod images (datasets/dsprites_mod.py IMAGE_SIZE, RGB).
 DSPRITES_SHAPE = (64, 64, 3)
 
@@ -72,11 +68,11 @@ BYTES_PER_VALUE = 4  # float32
 # Weights held per trainable weight during a step: the weight, Adam's m and v, the gradient.
 VALUES_PER_TRAINABLE = 4
 # The backward pass's live gradients and convolution workspace, in units of
-# the largest layer output (fit to the measurements below: ResNet-18's 7x7
-# stride-2 stem needs the most).
+# the largest layer output (fit to measured peaks: ResNet-18's 7x7 stride-2
+# stem needs the most).
 BACKWARD_LIVE = 6
-# TensorFlow's own resident memory on a CPU (0.7 GiB measured after import,
-# plus kernels and traced functions), added by `config.check_model_fits`.
+# TensorFlow's own resident memory on a CPU (after import, plus kernels and
+# traced functions), added by `config.check_model_fits`.
 RUNTIME_BYTES = 2**30
 # NT-Xent's N x N matrices for a global batch of N items (losses.nt_xent): the
 # self mask, 4 similarity blocks, their scaling, 2 masked blocks, 2
@@ -98,7 +94,7 @@ def scaled(width: int, multiplier: float) -> int:
 
 def min_input_side(model: str) -> int:
     """The smallest input height (= width) `models.build_model(model, ...)` accepts."""
-    if model == "lenet":
+    if model == LENET:
         return 1 + len(LENET_CONV_FILTERS) * (LENET_KERNEL - 1 + LENET_POOL - 1)
     return 1
 
@@ -110,7 +106,7 @@ def _head_widths(model: str, head_widths) -> tuple:
 def _head(fan_in: int, widths: tuple, last_bias: bool) -> tuple[list, int]:
     """(layer outputs, trainable weights) of the 3 dense head layers."""
     outputs, params = [], 0
-    for i, (name, w) in enumerate(zip(("head_1", "head_2", "head_out"), widths)):
+    for i, (name, w) in enumerate(zip(names.HEAD_LAYERS, widths)):
         bias = last_bias if i == 2 else True
         params += fan_in * w + (w if bias else 0)
         outputs.append((name, w, 1 + bias + (i < 2)))  # matmul, bias add, ReLU
@@ -126,7 +122,7 @@ def _architecture(model: str, input_shape, width_multiplier: float, head_widths,
     h, w, c = (int(v) for v in input_shape)
     outputs = [("images", h * w * c, 1)]
     trainable = frozen = 0
-    if model == "lenet":
+    if model == LENET:
         for i, filters in enumerate(LENET_CONV_FILTERS, start=1):
             f = scaled(filters, width_multiplier)
             trainable += LENET_KERNEL * LENET_KERNEL * c * f + f
@@ -136,7 +132,7 @@ def _architecture(model: str, input_shape, width_multiplier: float, head_widths,
             outputs.append((f"pool{i}", h * w * c, 1))
         fan_in = h * w * c
         outputs.append(("flatten", fan_in, 1))
-    elif model == "resnet18":
+    elif model == RESNET18:
         def conv(name, cin, cout, k, s, h, w):
             nonlocal trainable
             trainable += k * k * cin * cout  # no bias
@@ -213,7 +209,7 @@ class StepMemory:
 
 def model_input_shape(config: Any) -> tuple[int, int, int]:
     """The model's input shape for a run (train.input_shape without the data)."""
-    if config.dataset == "hierarchy":
+    if config.dataset == HIERARCHY:
         return (config.crop_size, config.crop_size, len(config.branching))
     return DSPRITES_SHAPE
 
@@ -235,7 +231,7 @@ def step_memory(config: Any) -> StepMemory:
     """`step_memory_of` for a `config.Config` with its dataset defaults filled in."""
     return step_memory_of(config.model, model_input_shape(config), config.train_batch_size,
                           config.width_multiplier, config.head_widths,
-                          config.resnet_stem if config.model == "resnet18" else "cifar")
+                          config.resnet_stem if config.model == RESNET18 else "cifar")
 
 
 def physical_memory_bytes() -> int:

@@ -1,11 +1,11 @@
 """tf.data pipelines: two augmented views per item for training, plain batches
-for evaluation (SPEC §1, §2; issue 3 item 5).
+for evaluation (DESIGN §1, §2).
 
 Both builders return a function of a `tf.distribute.InputContext`, so
 `strategy.distribute_datasets_from_function` can use them; without a strategy
 call them with `None`.
 
-Determinism (issue 4): the training stream is a pure function of the global
+Determinism: the training stream is a pure function of the global
 step. Step s belongs to epoch e = s // steps_per_epoch; the items of epoch e
 are a stateless shuffle of the training indices seeded by (seed, e), cut into
 global batches with the remainder dropped; replica r of the global batch gets
@@ -86,7 +86,7 @@ def eval_input_fn(images: np.ndarray, indices: np.ndarray, *, batch_size: int,
                   ) -> Callable[[tf.distribute.InputContext | None], tf.data.Dataset]:
     """Un-augmented batches {'image', 'index'} in the given order, last batch kept.
 
-    The hierarchy's evaluation input is the center crop (SPEC §1.1); pass
+    The hierarchy's evaluation input is the center crop (DESIGN §1.1); pass
     `crop_size=None` for no crop (dsprites_mod).
     """
 

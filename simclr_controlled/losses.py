@@ -1,4 +1,4 @@
-"""NT-Xent contrastive loss (SPEC §2 "Loss"; paper Sec. 2, SimCLR [Chen et al. 2020]).
+"""NT-Xent contrastive loss (DESIGN §3.2; paper Sec. 2, SimCLR [Chen et al. 2020]).
 
 Semantics follow SimCLR's `add_contrastive_loss` (tf2/objective.py): the
 projections are L2-normalised, each view's positive is the other view of the
@@ -23,6 +23,7 @@ the global candidate set. With R replicas of equal N (drop the remainder):
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import tensorflow as tf
@@ -32,21 +33,6 @@ from simclr_controlled.errors import UsageError
 # Subtracted from a view's similarity to itself, as SimCLR does, so it never
 # competes: exp(-1e9) underflows to exactly 0 in float32/float64.
 LARGE_NUM = 1e9
-
-
-def _check_temperature(temperature) -> None:
-    if tf.is_tensor(temperature):
-        # A tensor temperature is validated where it has a value (eagerly).
-        if tf.executing_eagerly():
-            _check_temperature(float(temperature))
-        return
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise UsageError(
-            f"temperature: must be a positive finite number, got {temperature!r}")
-    t = float(temperature)
-    if not (t > 0.0 and t < float("inf")):
-        raise UsageError(
-            f"temperature: must be a positive finite number, got {temperature!r}")
 
 
 def _check_projections(projections: tf.Tensor) -> None:
@@ -70,7 +56,7 @@ def _distributed_context():
 
 def nt_xent(projections: tf.Tensor, temperature: float, *,
             strategy_aware: bool = True):
-    """NT-Xent loss on a batch of paired views (SPEC §2 "Loss").
+    """NT-Xent loss on a batch of paired views (DESIGN §3.2).
 
     Args:
       projections: [2N, d] projection-head outputs of this replica; rows
@@ -103,10 +89,13 @@ def nt_xent(projections: tf.Tensor, temperature: float, *,
         equal batches; 0 on one replica).
 
     Raises:
-      UsageError (a ValueError): non-positive/non-finite temperature, or
-      projections not [2N, d].
+      UsageError (a ValueError): projections not [2N, d]. The temperature is
+      the caller's (`config.validate` checks --temperature); a number that is
+      not finite and > 0 fails an assertion.
     """
-    _check_temperature(temperature)
+    assert tf.is_tensor(temperature) or (
+        isinstance(temperature, numbers.Real) and 0 < temperature < math.inf), \
+        f"temperature: must be a finite number > 0, got {temperature!r}"
     projections = tf.convert_to_tensor(projections)
     _check_projections(projections)
     if projections.dtype != tf.float64:
@@ -157,8 +146,7 @@ def nt_xent(projections: tf.Tensor, temperature: float, *,
 
 def contrastive_accuracy_chance(global_batch_size: int) -> float:
     """Chance level of `nt_xent`'s accuracy: 1 / (2N - 1) for N items."""
-    if isinstance(global_batch_size, bool) or not isinstance(
-            global_batch_size, numbers.Integral) or global_batch_size < 1:
+    if not isinstance(global_batch_size, numbers.Integral) or global_batch_size < 1:
         raise UsageError(
             "global_batch_size: must be a positive integer, got "
             f"{global_batch_size!r}")

@@ -1,4 +1,4 @@
-"""Picks the tf.distribute strategy (issue 4): one device, mirrored GPUs or
+"""Picks the tf.distribute strategy: one device, mirrored GPUs or
 logical CPUs, multi-worker (from TF_CONFIG) or TPU."""
 from __future__ import annotations
 

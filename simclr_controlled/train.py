@@ -1,4 +1,4 @@
-"""SimCLR training under tf.distribute (SPEC §2, issue 4).
+"""SimCLR training under tf.distribute (DESIGN §3.3).
 
 One custom loop for every strategy: a `tf.function` runs several steps per
 call through `strategy.run`; each step computes the NT-Xent loss on the two
@@ -21,9 +21,7 @@ import json
 import math
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from typing import Any, Callable
 
@@ -31,11 +29,10 @@ import keras
 import tensorflow as tf
 
 from simclr_controlled import augment as augment_lib
-from simclr_controlled import checkpoints, files, input_pipeline, losses, models
+from simclr_controlled import checkpoints, files, input_pipeline, losses, models, schedule
 from simclr_controlled import strategy as strategy_lib
 from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
-from simclr_controlled.errors import UsageError
 
 EvalHook = Callable[[keras.Model, int, int], dict]
 
@@ -70,8 +67,8 @@ def input_shape(config: Config, dataset: Dataset) -> tuple[int, int, int]:
 
 def augment_fn(config: Config):
     crop = config.crop_size if config.augment == "crop" else None
-    # XLA makes the colour and resized-crop ops 3-10x faster in the tf.data map
-    # on a CPU host (measured; see augment.py), which keeps the input
+    # XLA makes the colour and resized-crop ops several times faster in the
+    # tf.data map on a CPU host (README, Speed), which keeps the input
     # pipeline off the critical path.
     return augment_lib.make_augment(config.augment, crop_size=crop,
                                     color_jitter_strength=config.color_jitter_strength,
@@ -230,56 +227,6 @@ def save_checkpoint(state: TrainState, step: int, ckpt_dir: str) -> str:
                                    "earlier checkpoints are intact", ckpt_dir) from None
 
 
-# Target wall time of one loop call: progress lines and the reaction to
-# SIGINT/SIGTERM (checked between calls) come at least this often.
-LOOP_SECONDS = 15.0
-MAX_LOOP_STEPS = 100
-
-
-class LoopLength:
-    """Steps per `tf.function` call: `--steps_per_loop`, or chosen from the
-    measured step time so that one call takes about `LOOP_SECONDS` (at most
-    `MAX_LOOP_STEPS` and one epoch). The first call runs one step (it also
-    traces and compiles), the next ones adapt to the last call's pace."""
-
-    def __init__(self, fixed: int, per_epoch: int):
-        self.fixed, self.cap = fixed, max(1, min(per_epoch, MAX_LOOP_STEPS))
-        self.step_time = None
-
-    def next(self) -> int:
-        if self.fixed:
-            return self.fixed
-        if self.step_time is None:
-            return 1
-        return int(max(1, min(self.cap, LOOP_SECONDS // max(self.step_time, 1e-9))))
-
-    def observe(self, steps: int, seconds: float) -> None:
-        self.step_time = seconds / steps
-
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag checked between loop calls."""
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def _truncate_jsonl(path: str, max_step: int) -> None:
     """Drops records written after the checkpoint a run resumes from."""
     if os.path.exists(path):
@@ -287,11 +234,32 @@ def _truncate_jsonl(path: str, max_step: int) -> None:
         files.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+def _check_finite(loss: float, grad_norm: float, step: int, n: int, kept: str | None, ckpt_dir: str) -> None:
+    """NonFiniteLoss unless the loop call's loss and gradients are finite.
+
+    Nothing of such a call is saved or recorded: the latest checkpoint stays
+    the last good one.
+    """
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    where = (f"the last good checkpoint, step {kept.rsplit('-', 1)[-1]}, is kept in {ckpt_dir}"
+             if kept else f"no checkpoint was saved yet in {ckpt_dir}")
+    raise NonFiniteLoss(
+        f"training stopped: non-finite {'loss' if not math.isfinite(loss) else 'gradients'} "
+        f"at step {step if n == 1 else f'{step - n + 1}..{step}'} (loss {loss}, gradient norm "
+        f"{grad_norm}); {where}. Check the input data for NaN/inf, or lower --learning_rate "
+        "or raise --temperature")
+
+
+_SCALARS = ("loss", "contrastive_accuracy", "projection_std", "learning_rate", "views_per_second")
+
+
+def _record(metrics_path: str, writer, record: dict) -> None:
+    """One loop call's metrics: a line of metrics.jsonl and TensorBoard scalars."""
+    files.append_jsonl(metrics_path, record)
+    with writer.as_default():
+        for key in _SCALARS:
+            tf.summary.scalar(key, record[key], step=record["step"])
 
 
 def _write_view_images(writer, config: Config, dataset: Dataset, step: int) -> None:
@@ -349,7 +317,7 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
             "deterministic XLA max-pool gradient)")
         jit = False
     train_loop = make_train_loop(config, state, jit)
-    loop_length = LoopLength(config.steps_per_loop, per_epoch)
+    loop_length = schedule.LoopLength(config.steps_per_loop, per_epoch)
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "tb"))
     if chief and start == 0:
         _write_view_images(writer, config, dataset, 0)
@@ -363,64 +331,36 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
     if start == 0 and config.eval_every_epochs:
         run_eval(0)
 
-    step = start
-    last = {}
+    step, last = start, {}
     t_begin = time.perf_counter()
-    t_first = None  # end of the first loop call (tracing and compilation behind)
-    with _StopRequest() as stop:
+    eta = schedule.Eta(final, clock=time.perf_counter)
+    with schedule.StopRequest() as stop:
         while step < final:
-            to_epoch_end = per_epoch - step % per_epoch
-            n = min(loop_length.next(), to_epoch_end, final - step)
+            n = min(loop_length.next(), per_epoch - step % per_epoch, final - step)
             t0 = time.perf_counter()
             loss, acc, proj_std, grad_norm = (float(v) for v in train_loop(iterator, tf.constant(n, tf.int64)))
             dt = time.perf_counter() - t0
             step += n
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                # Nothing of this loop call is saved or recorded: the latest
-                # checkpoint stays the last good one.
-                kept = state.manager.latest_checkpoint
-                where = (f"the last good checkpoint, step {kept.rsplit('-', 1)[-1]}, is kept in {ckpt_dir}"
-                         if kept else f"no checkpoint was saved yet in {ckpt_dir}")
-                raise NonFiniteLoss(
-                    f"training stopped: non-finite {'loss' if not math.isfinite(loss) else 'gradients'} "
-                    f"at step {step if n == 1 else f'{step - n + 1}..{step}'} (loss {loss}, gradient norm "
-                    f"{grad_norm}); {where}. Check the input data for NaN/inf, or lower --learning_rate "
-                    "or raise --temperature")
+            _check_finite(loss, grad_norm, step, n, state.manager.latest_checkpoint, ckpt_dir)
             loop_length.observe(n, dt)
-            views_per_s = 2 * config.train_batch_size * n / dt
-            epoch_f = step / per_epoch
-            # From the run's elapsed time after the first call (tracing and
-            # compilation behind), so evaluations and checkpoint writes between
-            # loop calls count too, not just the training steps.
-            now = time.perf_counter()
-            if t_first is None:
-                t_first, first_step = now, step
-                eta = (final - step) * dt / n
+            first = eta.first is None
+            left = eta.update(step, n, dt)
+            if first:
                 log(f"first step{'s' if n > 1 else ''} done in {dt:.1f} s (tracing and compilation "
                     f"included); next loop calls run about {loop_length.next()} steps; "
-                    f"ETA {_format_eta(eta)} at this pace")
-            else:
-                eta = (final - step) * (now - t_first) / (step - first_step)
-            last = {"step": step, "epoch": epoch_f, "loss": loss, "contrastive_accuracy": acc,
+                    f"ETA {schedule.format_eta(left)} at this pace")
+            last = {"step": step, "epoch": step / per_epoch, "loss": loss, "contrastive_accuracy": acc,
                     "projection_std": proj_std, "learning_rate": config.learning_rate,
-                    "views_per_second": views_per_s}
-            log(f"epoch {epoch_f:7.2f}/{final / per_epoch:g}  step {step}/{final}  loss {loss:.4f}  "
-                f"contrastive_acc {acc:.3f}  {views_per_s:,.0f} views/s  {dt / n:.3g} s/step  "
-                f"ETA {_format_eta(eta)}")
+                    "views_per_second": 2 * config.train_batch_size * n / dt}
+            log(f"epoch {step / per_epoch:7.2f}/{final / per_epoch:g}  step {step}/{final}  loss {loss:.4f}  "
+                f"contrastive_acc {acc:.3f}  {last['views_per_second']:,.0f} views/s  {dt / n:.3g} s/step  "
+                f"ETA {schedule.format_eta(left)}")
             if chief:
-                files.append_jsonl(metrics_path, last)
-                with writer.as_default():
-                    for key in ("loss", "contrastive_accuracy", "projection_std", "learning_rate",
-                                "views_per_second"):
-                        tf.summary.scalar(key, last[key], step=step)
-            at_epoch_end = step % per_epoch == 0
-            epoch = step // per_epoch
-            saved = step >= final or (at_epoch_end and epoch % config.checkpoint_epochs == 0)
+                _record(metrics_path, writer, last)
+            saved = schedule.itstime(step, per_epoch, config.checkpoint_epochs, final)
             if saved:
                 save_checkpoint(state, step, ckpt_dir)
-            if at_epoch_end and config.eval_every_epochs and epoch % config.eval_every_epochs == 0:
-                run_eval(step)
-            elif step >= final and config.eval_every_epochs:
+            if schedule.itstime(step, per_epoch, config.eval_every_epochs, final):
                 run_eval(step)
             if stop.signum is not None and step < final:
                 if not saved:

@@ -1,8 +1,15 @@
-"""The model directory: checks before anything is written, and the config lock
-(issue 7): `config.json` records every setting that changes the data or the
+"""The folders of a run: checks before anything is written, and the config lock
+: `config.json` records every setting that changes the data or the
 model (`config.LOCKED`); another value of such a setting in the same folder is
 refused, while settings that only extend the run (`train_epochs`,
 `train_steps`) may change and are logged.
+
+Every folder check lives here, one function per kind of folder, each called
+from one place (`modes.check`, through `modes.train.check` for the folders
+models are trained in): `check_model_to_write` (train, and each model of
+reproduce), `check_model_to_read` (probe), `check_experiment_dir` (analyze
+reads one, reproduce writes one). `check_output_dir` is the writability check
+they share (show uses it alone).
 
 Everything here except `lock_config` only reads, and nothing imports
 TensorFlow, so run.py can check a folder before TF starts.
@@ -10,10 +17,12 @@ TensorFlow, so run.py can check a folder before TF starts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 
 from simclr_controlled import checkpoints, files
+from simclr_controlled import config as config_lib
 from simclr_controlled.config import Config, locked_differences
 from simclr_controlled.errors import UsageError
 
@@ -83,9 +92,9 @@ def check_resume_files(model_dir: str) -> None:
 def lock_config(config: Config, log=print) -> None:
     """Refuses a changed locked setting; records the config (chief only).
 
-    The only writer here: call it after every other check.
+    The only writer here: call it after every other check (the folder was
+    checked by `check_model_to_write`).
     """
-    check_output_dir(config.model_dir)
     old = check_lock(config)
     if old is not None:
         for key in EXTENDABLE:
@@ -94,6 +103,70 @@ def lock_config(config: Config, log=print) -> None:
                     f"in {config.model_dir}")
     files.atomic_write_json(os.path.join(config.model_dir, "config.json"),
                          {**config.to_json(), "provenance": files.provenance()})
+
+
+def check_model_to_write(config: Config, flag: str = "model_dir") -> None:
+    """A folder to train a model in (reads only): writable, the same locked
+    settings, readable records, and checkpoints a resumed run would not lose.
+
+    `flag` names the flag that chose the folder in the lock message
+    (reproduce: `experiment_dir`).
+    """
+    check_output_dir(config.model_dir)
+    check_lock(config, flag=flag)
+    check_resume_files(config.model_dir)
+    checkpoints.check_resumable(config.model_dir, config.recover)
+
+
+def check_model_to_read(model_dir: str) -> None:
+    """probe: a folder made by --mode=train, with its config and a checkpoint."""
+    if not model_dir:
+        raise UsageError("--model_dir: required for --mode=probe (a folder made by --mode=train)")
+    if not os.path.isdir(model_dir):
+        what = "is a file, not a folder" if os.path.exists(model_dir) else "does not exist"
+        raise UsageError(f"--model_dir: {model_dir} {what}; give a folder made by --mode=train")
+    if saved_config(model_dir) is None:
+        raise UsageError(f"--model_dir: {model_dir} has no config.json (not made by --mode=train)")
+    if checkpoints.latest_listed(model_dir) is None:
+        raise UsageError(f"--model_dir: {model_dir} has no checkpoint in "
+                         f"{os.path.join(model_dir, 'ckpt')}; train it first")
+
+
+def check_experiment_dir(experiment_dir: str, write: bool) -> None:
+    """An experiment folder: one to write (reproduce: writable or creatable), or
+    one to read (analyze: made by --mode=reproduce, with its `experiment.json`;
+    the analysis reads the rest)."""
+    if write:
+        check_output_dir(experiment_dir, "experiment_dir")
+        return
+    if not experiment_dir:
+        raise UsageError("--experiment_dir: required for --mode=analyze "
+                         "(a folder made by --mode=reproduce)")
+    if not os.path.isdir(experiment_dir):
+        what = "is a file, not a folder" if os.path.exists(experiment_dir) else "does not exist"
+        raise UsageError(f"--experiment_dir: {experiment_dir} {what}; "
+                         "give a folder made by --mode=reproduce")
+    files.read_json(os.path.join(experiment_dir, "experiment.json"))
+
+
+def model_config(model_dir: str) -> Config:
+    """The config a model was trained with, read from `model_dir/config.json`
+    (UsageError naming the file when it is missing or corrupt)."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        raise UsageError(f"--model_dir: {model_dir} has no config.json (not made by --mode=train)")
+    d = files.read_json(path)
+    if not isinstance(d, dict) or "dataset" not in d or "model" not in d:
+        raise UsageError(f"{path}: corrupt config (no dataset/model entry)")
+    try:
+        saved = Config.from_json(d)
+        # Judged as a probe reads it (the training-only checks do not apply).
+        config_lib.validate(dataclasses.replace(saved, mode="probe"))
+    except TypeError as e:
+        raise UsageError(f"{path}: corrupt config ({e})") from None
+    except UsageError as e:
+        raise UsageError(f"{path}: {str(e).lstrip('-')}") from None
+    return saved
 
 
 def checkpoint_listed(model_dir: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Helper processes for tests/test_cli.py and tests/test_reliability.py (issue 7).
+"""Helper processes for tests/test_cli.py and tests/test_reliability.py.
 
   python tests/reliability_helper.py cases CASES.json RESULTS.json
       Calls run.main once per case, all in this one process (TensorFlow

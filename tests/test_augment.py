@@ -1,4 +1,4 @@
-"""Tests for the batched, stateless SimCLR augmentations (SPEC §2)."""
+"""Tests for the batched, stateless SimCLR augmentations (DESIGN §2)."""
 from __future__ import annotations
 
 import numpy as np
@@ -338,13 +338,14 @@ def test_tf_data_and_xla():
 def test_usage_errors():
     with pytest.raises(UsageError, match=r"^augment:.*crop_jitter"):
         aug.make_augment("jitter")
-    with pytest.raises(UsageError, match=r"^crop_size"):
+    # --crop_size is config.validate's (tests/test_cli.py); here assertions.
+    with pytest.raises(AssertionError, match=r"^crop_size"):
         aug.make_augment("crop")
-    with pytest.raises(UsageError, match=r"^crop_size"):
+    with pytest.raises(AssertionError, match=r"^crop_size"):
         aug.make_augment("crop", crop_size=20)(_images(batch=2), _seeds(2))
-    with pytest.raises(UsageError, match=r"^crop_size"):
+    with pytest.raises(AssertionError, match=r"^crop_size"):
         aug.make_augment("crop", crop_size=20, jit_compile=True)(_images(batch=2), _seeds(2))
-    with pytest.raises(UsageError, match=r"^crop_size"):
+    with pytest.raises(AssertionError, match=r"^crop_size"):
         aug.center_crop(_images(batch=2), 17)
     with pytest.raises(UsageError, match=r"^color_jitter_strength"):
         aug.make_augment("color_jitter", color_jitter_strength=-1)

@@ -1,4 +1,4 @@
-"""Tests of the claim checks (SPEC §4) on crafted results."""
+"""Tests of the claim checks (DESIGN §5) on crafted results."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The command line on bad input, and the config lock (issue 7, items 3 and 4).
+"""The command line on bad input, and the config lock.
 
 Every bad-input case must exit 2 with exactly one line on stderr that names
 the flag or file, print no traceback, and leave the disk as it was (the tree
@@ -282,6 +282,43 @@ def test_validate_needs_no_tensorflow_and_matches_libraries():
     assert config_lib.MODEL_NAMES == models.MODELS
     assert config_lib.AUGMENT_PRESETS == augment.PRESETS
     assert config_lib.SHAPES == dsprites_mod.SHAPES
+
+
+def test_fixed_choice_flags_are_enums_of_the_names():
+    """Every fixed-choice flag of run.py is an absl enum of its values in names.py."""
+    import run
+    from simclr_controlled import names
+    for flag, allowed in names.FLAG_CHOICES.items():
+        expected = ("",) + allowed if flag in names.MAY_BE_EMPTY else allowed
+        assert run.F[flag].flag_type() == "string enum", flag
+        assert tuple(run.F[flag].parser.enum_values) == expected, flag
+    assert set(names.AUGMENTATIONS_BY_DATASET) == set(names.DATASETS)
+    assert {a for v in names.AUGMENTATIONS_BY_DATASET.values() for a in v} == set(names.AUGMENTATIONS)
+
+
+# Values that library functions refused with a UsageError before config.validate
+# became the one check of flag values; they now assert them (tests/test_losses.py,
+# tests/test_models.py, tests/test_dsprites_mod.py, tests/test_augment.py expect an
+# AssertionError there). validate refuses each, naming the flag.
+DSPRITES_CONFIG = Config(mode="train", dataset="dsprites_mod").with_dataset_defaults()
+VALIDATE_OWNS = [
+    (TINY_CONFIG, "temperature", 0.0), (TINY_CONFIG, "temperature", -0.5),
+    (TINY_CONFIG, "temperature", float("nan")), (TINY_CONFIG, "temperature", float("inf")),
+    (TINY_CONFIG, "temperature", None), (TINY_CONFIG, "temperature", "0.5"),
+    (TINY_CONFIG, "width_multiplier", 0), (TINY_CONFIG, "width_multiplier", -1.0),
+    (TINY_CONFIG, "width_multiplier", float("nan")),
+    (TINY_CONFIG, "seed", -1), (DSPRITES_CONFIG, "seed", -1),
+    # crop_size: absent, and larger than the images (mask_size 16).
+    (TINY_CONFIG, "crop_size", None), (TINY_CONFIG, "crop_size", 17), (TINY_CONFIG, "crop_size", 20),
+]
+
+
+@pytest.mark.parametrize("base, flag, value", VALIDATE_OWNS,
+                         ids=[f"{b.dataset}-{f}-{v!r}" for b, f, v in VALIDATE_OWNS])
+def test_validate_refuses_what_libraries_assert(base, flag, value):
+    with pytest.raises(UsageError, match=f"^--{flag}: ") as e:
+        config_lib.validate(dataclasses.replace(base, **{flag: value}), memory_bytes=0)
+    assert f"got {value!r}" in str(e.value)
 
 
 def test_bad_flags_fail_before_tensorflow_starts(tmp_path):

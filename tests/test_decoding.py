@@ -1,4 +1,4 @@
-"""Tests for the linear decodability probe (SPEC §3, App. A.2)."""
+"""Tests for the linear decodability probe (DESIGN §4.3, App. A.2)."""
 from __future__ import annotations
 
 import keras

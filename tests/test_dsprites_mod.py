@@ -1,4 +1,4 @@
-"""Tests for the modified dSprites dataset (SPEC §1.2)."""
+"""Tests for the modified dSprites dataset (DESIGN §1.2)."""
 from __future__ import annotations
 
 import json
@@ -211,5 +211,6 @@ def test_unknown_shape_raises(call):
 
 
 def test_bad_seed_raises():
-    with pytest.raises(UsageError, match=r"^seed"):
+    # --seed is config.validate's (tests/test_cli.py); here an assertion.
+    with pytest.raises(AssertionError, match=r"^seed"):
         dsprites_mod.make_dataset(seed=-1)

@@ -20,8 +20,7 @@ import sys
 
 import pytest
 
-from simclr_controlled import checkpoints
-from simclr_controlled import train as train_lib
+from simclr_controlled import checkpoints, schedule
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -331,7 +330,7 @@ def test_stale_temporaries_of_a_killed_probe_are_removed(trained, tmp_path):
 # Progress on slow hardware, a default folder, an early lock.
 
 def test_loop_length_follows_the_measured_step_time():
-    ll = train_lib.LoopLength(0, per_epoch=35)
+    ll = schedule.LoopLength(0, per_epoch=35)
     assert ll.next() == 1  # the first call also traces and compiles
     ll.observe(1, 20.0)  # a 20 s step (ResNet-18 on a CPU): one step per call
     assert ll.next() == 1
@@ -339,11 +338,24 @@ def test_loop_length_follows_the_measured_step_time():
     assert ll.next() == 3  # about LOOP_SECONDS per call
     ll.observe(3, 0.15)  # a fast step: capped at one epoch
     assert ll.next() == 35
-    assert train_lib.LoopLength(0, per_epoch=1000).next() == 1
-    big = train_lib.LoopLength(0, per_epoch=1000)
+    assert schedule.LoopLength(0, per_epoch=1000).next() == 1
+    big = schedule.LoopLength(0, per_epoch=1000)
     big.observe(10, 0.01)
-    assert big.next() == train_lib.MAX_LOOP_STEPS
-    assert train_lib.LoopLength(4, per_epoch=35).next() == 4  # --steps_per_loop wins
+    assert big.next() == schedule.MAX_LOOP_STEPS
+    assert schedule.LoopLength(4, per_epoch=35).next() == 4  # --steps_per_loop wins
+
+
+def test_itstime_and_eta():
+    # 10 steps per epoch, 35 steps in all: every 2nd epoch end and the last step
+    hits = [s for s in range(1, 36) if schedule.itstime(s, 10, 2, 35)]
+    assert hits == [20, 35]
+    assert not any(schedule.itstime(s, 10, 0, 35) for s in range(1, 36))
+    clock = iter([100.0, 110.0, 130.0])
+    eta = schedule.Eta(final=100, clock=lambda: next(clock))
+    assert eta.update(step=1, steps=1, seconds=50.0) == 99 * 50.0  # first call: its own pace
+    assert eta.update(step=11, steps=10, seconds=9.0) == 89 * 10.0 / 10  # 10 s for 10 steps since
+    assert eta.update(step=21, steps=10, seconds=9.0) == 79 * 30.0 / 20
+    assert schedule.format_eta(3725) == "1h02m05s" and schedule.format_eta(65) == "1m05s"
 
 
 def test_default_model_dir_and_first_step_line(tmp_path):

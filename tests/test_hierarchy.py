@@ -1,5 +1,5 @@
-"""Tests of the hierarchical dataset (SPEC §1.1) and its channel-preference
-probes (SPEC §3)."""
+"""Tests of the hierarchical dataset (DESIGN §1.1) and its channel-preference
+probes (DESIGN §4.1)."""
 from __future__ import annotations
 
 import math

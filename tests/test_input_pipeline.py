@@ -1,4 +1,4 @@
-"""tf.data pipelines (issue 3 item 5): shapes, dtypes, two different views
+"""tf.data pipelines (): shapes, dtypes, two different views
 per item, the step-pure stream under one and two replicas, and the
 evaluation center crop. Also `--mode=show` writes its sample grid."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests for simclr_controlled.losses (SPEC §2 "Loss")."""
+"""Tests for simclr_controlled.losses (DESIGN §3.2)."""
 from __future__ import annotations
 
 import functools
@@ -116,8 +116,9 @@ def test_gradient_matches_finite_differences():
 
 @pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), float("inf"), None, "0.5"])
 def test_bad_temperature_raises(bad):
+    # --temperature is config.validate's (tests/test_cli.py); here an assertion.
     x = tf.ones((4, 3))
-    with pytest.raises(ValueError, match=r"^temperature"):
+    with pytest.raises(AssertionError, match=r"^temperature"):
         nt_xent(x, bad)
 
 

@@ -1,4 +1,4 @@
-"""Tests for simclr_controlled.models (SPEC §2, paper App. A)."""
+"""Tests for simclr_controlled.models (DESIGN §3.1, paper App. A)."""
 from __future__ import annotations
 
 import numpy as np
@@ -213,9 +213,6 @@ def test_synchronized_bn_mirrored_strategy(mirrored_strategy):
 
 @pytest.mark.parametrize("kwargs, word", [
     (dict(name="vgg"), "model"),
-    (dict(width_multiplier=0), "width_multiplier"),
-    (dict(width_multiplier=-1.0), "width_multiplier"),
-    (dict(width_multiplier=float("nan")), "width_multiplier"),
     (dict(head_widths=(10, 10)), "head_widths"),
     (dict(head_widths=(10, 0, 10)), "head_widths"),
     (dict(head_widths=(10, 2.5, 10)), "head_widths"),
@@ -234,8 +231,17 @@ def test_bad_arguments(kwargs, word):
         build_model("vgg", (28, 28, 4))
 
 
+@pytest.mark.parametrize("width_multiplier", [0, -1.0, float("nan")])
+def test_bad_width_multiplier_fails_an_assertion(width_multiplier):
+    # --width_multiplier is config.validate's (tests/test_cli.py); here an assertion.
+    for fn in (build_model, forward_flops):
+        with pytest.raises(AssertionError, match="^width_multiplier"):
+            fn("lenet", (28, 28, 4), width_multiplier=width_multiplier)
+
+
 def test_bad_seed_and_policy():
-    with pytest.raises(UsageError, match="^seed"):
+    # --seed is config.validate's (tests/test_cli.py); here an assertion.
+    with pytest.raises(AssertionError, match="^seed"):
         build_model("lenet", (28, 28, 4), seed=-1)
     with pytest.raises(UsageError, match="^dtype_policy.*mixed_bfloat16"):
         build_model("lenet", (28, 28, 4), dtype_policy="float64")

@@ -1,4 +1,4 @@
-"""Tests for the activation probes (SPEC §3): channel preference, hierarchically
+"""Tests for the activation probes (DESIGN §4): channel preference, hierarchically
 constrained similarity, PCA and linear CKA."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reliability (issue 7): kill -9 at any moment resumes to the bit, SIGTERM and
+"""Reliability: kill -9 at any moment resumes to the bit, SIGTERM and
 SIGINT save and stop, a non-finite loss keeps the last good checkpoint, every
 file the package writes is atomic and readable back or named when corrupt, no
 pickle anywhere, results carry their provenance.
@@ -354,7 +354,7 @@ def test_every_writer_goes_through_atomic_io():
                 hits[f"{os.path.relpath(path, ROOT)}:{n}"] = line.strip()
     assert hits == {}
     # and the writers of the results files all record provenance
-    for name in ("workdir.py", "probe.py", "analyze.py", "reproduce.py"):
+    for name in ("workdir.py", "modes/probe.py", "modes/analyze.py", "modes/reproduce.py"):
         assert "files.provenance()" in open(os.path.join(PACKAGE, name)).read(), name
 
 

@@ -1,4 +1,4 @@
-"""--mode=reproduce / probe / analyze end to end on tiny experiments (issue 5):
+"""--mode=reproduce / probe / analyze end to end on tiny experiments:
 figures written with the expected panels, claims reported, and a second
 reproduce call trains nothing."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Training: learning on a small hierarchy, bitwise resume, two replicas,
-two worker processes (issue 4)."""
+two worker processes."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,42 +1,11 @@
-"""The two controlled datasets (SPEC §1) behind one entry, `get_dataset`."""
+"""The two controlled datasets (DESIGN §1) behind one entry, `get_dataset`."""
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Mapping
-
-import numpy as np
-
+from simclr_controlled import names
+from simclr_controlled.datasets.record import Dataset  # noqa: F401 (the package's record type)
 from simclr_controlled.errors import UsageError
 
-DATASETS = ("hierarchy", "dsprites_mod")
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Dataset:
-    """A generated dataset.
-
-    images: float32 [N, H, W, C] in [0, 1].
-    labels: factor name -> int64 [N] (`level_0`..`level_{L-1}` or
-      `color`, `scale`, `x`, `y`).
-    train_idx / val_idx: the SimCLR training split (hierarchy: App. A.1;
-      dsprites_mod trains on every image, val_idx is empty).
-    decoding_splits: dsprites_mod only: factor -> (train_idx, val_idx)
-      for the linear decoders (SPEC §1.2); `position` uses labels `position`.
-    masks: hierarchy only: tuple over levels of float32 [N_l, m, m].
-    params: the parameters it was made with (JSON-serialisable).
-    """
-    name: str
-    images: np.ndarray
-    labels: Mapping[str, np.ndarray]
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    params: Mapping[str, Any]
-    decoding_splits: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
-    masks: tuple = ()
-
-    @property
-    def num_items(self) -> int:
-        return int(self.images.shape[0])
+DATASETS = names.DATASETS
 
 
 def get_dataset(name: str, seed: int = 0, **params) -> Dataset:
@@ -44,10 +13,10 @@ def get_dataset(name: str, seed: int = 0, **params) -> Dataset:
 
     Raises UsageError (a ValueError) naming the parameter and allowed values.
     """
-    if name == "hierarchy":
+    if name == names.HIERARCHY:
         from simclr_controlled.datasets import hierarchy
         return hierarchy.make_dataset(seed=seed, **params)
-    if name == "dsprites_mod":
+    if name == names.DSPRITES_MOD:
         from simclr_controlled.datasets import dsprites_mod
         return dsprites_mod.make_dataset(seed=seed, **params)
     raise UsageError(f"dataset: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")

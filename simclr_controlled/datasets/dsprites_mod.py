@@ -1,10 +1,10 @@
-"""The modified dSprites dataset (SPEC §1.2; paper Sec. 3, Fig. B.4).
+"""The modified dSprites dataset (DESIGN §1.2; paper Sec. 3, Fig. B.4).
 
 15,360 float32 RGB images [N, 64, 64, 3] in [0, 1]: one sprite at a fixed
 orientation on a black background, in the full cross of
 color (10) x scale (6) x x-position (16) x y-position (16).
 
-Decisions where the SPEC is silent (also in the README):
+Decisions where the paper is silent (also in the README):
 
 - Default shape `square`. The paper only says "the same object at a fixed
   orientation"; a square is orientation-free and, with the extent below, its
@@ -34,10 +34,14 @@ from __future__ import annotations
 import hsluv
 import numpy as np
 
-from simclr_controlled.datasets import Dataset
+from simclr_controlled import names
+from simclr_controlled.datasets.record import Dataset
 from simclr_controlled.errors import UsageError
 
-SHAPES = ("square", "ellipse", "heart")
+SHAPES = names.SHAPES
+# The factors the linear decoders read (keys of `decoding_splits`) and the PCA figure's labels.
+FACTORS = names.DSPRITES_FACTORS
+PCA_FACTORS = names.DSPRITES_PCA_FACTORS
 DEFAULT_SHAPE = "square"
 
 IMAGE_SIZE = 64
@@ -60,9 +64,8 @@ _HEART_SHIFT = 0.118
 
 
 def palette(num_colors: int = NUM_COLORS) -> np.ndarray:
-    """float32 [num_colors, 3] RGB in [0, 1]: seaborn's husl_palette convention (SPEC §1.2)."""
-    if isinstance(num_colors, bool) or not isinstance(num_colors, (int, np.integer)) \
-            or num_colors < 1:
+    """float32 [num_colors, 3] RGB in [0, 1]: seaborn's husl_palette convention (DESIGN §1.2)."""
+    if not isinstance(num_colors, (int, np.integer)) or num_colors < 1:
         raise UsageError(f"num_colors: must be a positive integer, got {num_colors!r}")
     hues = (np.linspace(0.0, 1.0, int(num_colors) + 1)[:-1] + 0.01) % 1 * 359
     rgb = [hsluv.hsluv_to_rgb([float(h), 0.9 * 99, 0.65 * 99]) for h in hues]
@@ -106,7 +109,7 @@ def render_masks(shape: str = DEFAULT_SHAPE) -> np.ndarray:
 
 
 def draw_held_out(seed: int) -> dict:
-    """Held-out decoding values drawn with `seed` (SPEC §1.2), JSON-serialisable.
+    """Held-out decoding values drawn with `seed` (DESIGN §1.2), JSON-serialisable.
 
     Order of draws: scales, positions (indices x * 16 + y), colors.
     """
@@ -122,7 +125,7 @@ def draw_held_out(seed: int) -> dict:
 
 
 def decoding_splits(labels: dict, held_out: dict) -> dict:
-    """factor -> (train_idx, val_idx), sorted int64, for the linear decoders (SPEC §1.2)."""
+    """factor -> (train_idx, val_idx), sorted int64, for the linear decoders (DESIGN §1.2)."""
     # Color decoders see neither a held-out scale nor a held-out position.
     color_train = (~np.isin(labels["scale"], held_out["scales"])
                    & ~np.isin(labels["position"], held_out["positions"]))
@@ -137,18 +140,19 @@ def decoding_splits(labels: dict, held_out: dict) -> dict:
 
 
 def make_dataset(seed: int = 0, shape: str = DEFAULT_SHAPE) -> Dataset:
-    """Generates the dataset and its decoding splits (SPEC §1.2) deterministically.
+    """Generates the dataset and its decoding splits (DESIGN §1.2) deterministically.
 
     The images do not depend on `seed`; it only draws the held-out values.
+    `seed` (--seed, checked by config.validate) is asserted.
     """
     _check_shape(shape)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UsageError(f"seed: must be a non-negative integer, got {seed!r}")
+    assert isinstance(seed, (int, np.integer)) and seed >= 0, \
+        f"seed: must be an integer >= 0, got {seed!r}"
     seed = int(seed)
     grid = (NUM_COLORS, NUM_SCALES, NUM_POSITIONS, NUM_POSITIONS)
     n = int(np.prod(grid))
 
-    # float32 masks (25 MB) make the broadcast ~2x faster than bool->float casts.
+    # float32 masks make the broadcast faster than bool->float casts inside it.
     masks = render_masks(shape).astype(np.float32)
     colors = palette(NUM_COLORS)
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
@@ -163,7 +167,7 @@ def make_dataset(seed: int = 0, shape: str = DEFAULT_SHAPE) -> Dataset:
 
     held_out = draw_held_out(seed)
     return Dataset(
-        name="dsprites_mod",
+        name=names.DSPRITES_MOD,
         images=images,
         labels=labels,
         train_idx=np.arange(n, dtype=np.int64),

@@ -1,5 +1,5 @@
-"""The hierarchical noise-mask dataset (SPEC §1.1; paper Sec. 2, App. A.1)
-and the probe items of the channel-preference analysis (SPEC §3, Fig. 1B).
+"""The hierarchical noise-mask dataset (DESIGN §1.1; paper Sec. 2, App. A.1)
+and the probe items of the channel-preference analysis (DESIGN §4.1, Fig. 1B).
 
 Level l (0 = top) has N_l = b_0 * ... * b_l classes, numbered in mixed radix:
 the parent of level-l class c is class c // b_l at level l-1, so item i (one
@@ -15,7 +15,7 @@ they never replay the dataset's mask draws.
 
 Split (App. A.1: "randomly held out items (10%)"): n_val =
 round(val_fraction * N) items are held out. So that every held-out item's
-upper-level masks are seen in training (SPEC §1.1), one randomly chosen child
+upper-level masks are seen in training (DESIGN §1.1), one randomly chosen child
 of every level-(L-2) class is kept in training, and the n_val held-out items
 are drawn uniformly without replacement from the remaining items. Every class
 at levels 0..L-2 therefore has a training item; only held-out leaf masks are
@@ -33,7 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from simclr_controlled.datasets import Dataset
+from simclr_controlled import names
+from simclr_controlled.datasets.record import Dataset
 from simclr_controlled.errors import UsageError
 
 # Caps so that a typo fails fast instead of exhausting memory.
@@ -47,8 +48,6 @@ _PROBE_STREAM = 0x70726F62
 
 def _as_int(value, name: str, what: str) -> int:
     """`value` as a Python int, or UsageError naming `name`."""
-    if isinstance(value, bool):
-        raise UsageError(f"{name}: {what}, got {value!r}")
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
@@ -66,7 +65,7 @@ def parse_branching(branching) -> list[int]:
     what = "every factor must be a positive integer (e.g. 10,10,10,10)"
     if isinstance(branching, str):
         tokens = branching.split(",") if branching.strip() else []
-    elif isinstance(branching, (numbers.Integral, np.integer)) and not isinstance(branching, bool):
+    elif isinstance(branching, (numbers.Integral, np.integer)):
         tokens = [branching]
     else:
         try:
@@ -84,7 +83,7 @@ def parse_branching(branching) -> list[int]:
 
 
 def class_counts(branching) -> list[int]:
-    """N_l = b_0 * ... * b_l for every level l (SPEC §1.1)."""
+    """N_l = b_0 * ... * b_l for every level l (DESIGN §1.1)."""
     return list(itertools.accumulate(parse_branching(branching), operator.mul))
 
 
@@ -98,14 +97,14 @@ def _check_params(branching, mask_size, crop_size, val_fraction, seed):
     if not 1 <= crop_size <= mask_size:
         raise UsageError(f"crop_size: must be an integer in [1, mask_size={mask_size}], "
                          f"got {crop_size}")
-    if (isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real)
-            or not 0.0 < float(val_fraction) < 1.0):
+    if not isinstance(val_fraction, numbers.Real) or not 0.0 < float(val_fraction) < 1.0:
         raise UsageError("val_fraction: must be a number in the open interval (0, 1), "
                          f"got {val_fraction!r}")
     val_fraction = float(val_fraction)
-    seed = _as_int(seed, "seed", "must be a non-negative integer")
-    if seed < 0:
-        raise UsageError(f"seed: must be a non-negative integer, got {seed}")
+    # --seed is config.validate's; here the invariant.
+    assert isinstance(seed, numbers.Integral) and seed >= 0, \
+        f"seed: must be an integer >= 0, got {seed!r}"
+    seed = int(seed)
     counts = class_counts(factors)  # Python ints: no overflow before the cap check
     num_items = counts[-1]
     if num_items > MAX_ITEMS:
@@ -149,7 +148,7 @@ def _split(rng: np.random.Generator, counts: Sequence[int], factors: Sequence[in
 
 def make_dataset(seed: int = 0, branching=(10, 10, 10, 10), mask_size: int = 38,
                  crop_size: int = 28, val_fraction: float = 0.1) -> Dataset:
-    """The hierarchical dataset of SPEC §1.1, deterministic in `seed`.
+    """The hierarchical dataset of DESIGN §1.1, deterministic in `seed`.
 
     Returns a `Dataset` with images float32 [N, m, m, L], labels `level_l`
     int64 [N], masks (one float32 [N_l, m, m] per level) and the split
@@ -168,12 +167,12 @@ def make_dataset(seed: int = 0, branching=(10, 10, 10, 10), mask_size: int = 38,
     for l, n in enumerate(counts):
         # Mixed-radix numbering: the items of level-l class c are the contiguous
         # block c * (N / N_l) ..., so a broadcast write replaces a gather (no
-        # temporary, about 1.5x faster at the default size).
+        # temporary).
         images.reshape(n, num_items // n, m, m, num_levels)[..., l] = masks[l][:, None]
     train_idx, val_idx = _split(rng, counts, factors, num_val)
     params = dict(branching=list(factors), mask_size=m, crop_size=crop_size,
                   val_fraction=val_fraction, seed=seed)
-    return Dataset(name="hierarchy", images=images, labels=labels, train_idx=train_idx,
+    return Dataset(name=names.HIERARCHY, images=images, labels=labels, train_idx=train_idx,
                    val_idx=val_idx, params=params, masks=masks)
 
 
@@ -187,7 +186,7 @@ def _other_classes(rng: np.random.Generator, pool: np.ndarray, own: np.ndarray) 
 def channel_preference_probes(dataset: Dataset, num_references: int = 200,
                               source: str = "train", seed: int = 0
                               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """References and probes of the channel-preference analysis (SPEC §3, Fig. 1B).
+    """References and probes of the channel-preference analysis (DESIGN §4.1, Fig. 1B).
 
     Returns (references [n, m, m, L], probes) with probes `level_0` ..
     `level_{L-1}` and `baseline`, each [n, m, m, L].

@@ -1,4 +1,4 @@
-"""The 3-layer SimCLR projection head and the seeded initializers (SPEC §2).
+"""The 3-layer SimCLR projection head and the seeded initializers (DESIGN §3.1).
 
 The head is dense -> ReLU -> dense -> ReLU -> dense (paper App. A.1, A.2). The
 paper lists only dense layers and ReLUs, so the head has no batch norm (SimCLR
@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-TAPS = ("head_input", "head_1", "head_2", "head_out")
+from simclr_controlled.names import HEAD_LAYERS, TAPS
 
 
 class SeededInit:
@@ -51,16 +51,17 @@ def to_float32(x, name: str, dtype_policy):
 
 def projection_head(head_input, widths: tuple[int, int, int], *, last_bias: bool,
                     init: SeededInit, dtype_policy) -> dict:
-    """Apply the head to the (flat) backbone output; return every tap (SPEC §2).
+    """Apply the head to the (flat) backbone output; return every tap (DESIGN §3.1).
 
     `head_1`, `head_2` are after their ReLU; `head_out` has no activation and
     a bias only when `last_bias` (LeNet: yes, App. A.1; ResNet-18: no, App. A.2).
     """
+    name_1, name_2, name_out = HEAD_LAYERS
     h1 = keras.layers.Dense(widths[0], activation="relu", kernel_initializer=init.kernel(),
-                            dtype=dtype_policy, name="head_1")(head_input)
+                            dtype=dtype_policy, name=name_1)(head_input)
     h2 = keras.layers.Dense(widths[1], activation="relu", kernel_initializer=init.kernel(),
-                            dtype=dtype_policy, name="head_2")(h1)
+                            dtype=dtype_policy, name=name_2)(h1)
     out = keras.layers.Dense(widths[2], use_bias=last_bias, kernel_initializer=init.kernel(),
-                             dtype=dtype_policy, name="head_out")(h2)
-    taps = {"head_input": head_input, "head_1": h1, "head_2": h2, "head_out": out}
+                             dtype=dtype_policy, name=name_out)(h2)
+    taps = dict(zip(TAPS, (head_input, h1, h2, out)))
     return {name: to_float32(taps[name], f"{name}_float32", dtype_policy) for name in TAPS}

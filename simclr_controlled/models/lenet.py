@@ -1,4 +1,4 @@
-"""LeNet-style backbone of the hierarchy experiments (paper App. A.1, SPEC §2).
+"""LeNet-style backbone of the hierarchy experiments (paper App. A.1, DESIGN §3.1).
 
 conv 6@5x5 (valid, stride 1) + ReLU, max-pool 2x2 stride 1, conv 16@5x5 +
 ReLU, max-pool 2x2 stride 1, flatten. On 28x28 inputs the flattened output

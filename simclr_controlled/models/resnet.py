@@ -1,4 +1,4 @@
-"""ResNet-18 v1 backbone of the dSprites experiments (paper App. A.2, SPEC §2).
+"""ResNet-18 v1 backbone of the dSprites experiments (paper App. A.2, DESIGN §3.1).
 
 Modified as in the paper (after the Flax ImageNet `resnet_v1` example it
 cites): the first convolution is 3x3 stride 1 and there is no max-pool. Then
@@ -26,8 +26,9 @@ import keras
 
 from simclr_controlled.models.head import SeededInit
 from simclr_controlled.models.lenet import scaled
+from simclr_controlled.names import RESNET_STEMS
 
-STEMS = ("cifar", "imagenet")
+STEMS = RESNET_STEMS
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
 BN_MOMENTUM = 0.9

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from simclr_controlled.models import TAPS
+from simclr_controlled.names import TAPS
 
 
 def _infer_fn(model: keras.Model, strategy: tf.distribute.Strategy):

@@ -1,4 +1,4 @@
-"""Channel preference analysis (SPEC §3; paper Sec. 2, Fig. 1B, 2, B.1).
+"""Channel preference analysis (DESIGN §4.1; paper Sec. 2, Fig. 1B, 2, B.1).
 
 For each reference item and each probe (one per hierarchy level, matching
 the reference in that level's channel only, plus a `baseline` probe that

@@ -1,4 +1,4 @@
-"""Linear decodability (SPEC §3, paper Sec. 3 and App. A.2 "Decoding").
+"""Linear decodability (DESIGN §4.3, paper Sec. 3 and App. A.2 "Decoding").
 
 A linear softmax decoder reads one factor (color, scale, position) from the
 frozen activations of one layer. Paper settings: 500 epochs, batch 256, Adam
@@ -72,8 +72,7 @@ _EPSILON = 1e-7
 
 def chance(num_classes: int) -> float:
     """Chance accuracy of a `num_classes`-way decoder (Fig. 3: 1/10, 1/6, 1/256)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 1:
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise UsageError(f"num_classes: must be a positive integer, got {num_classes!r}")
     return 1.0 / int(num_classes)
 
@@ -118,7 +117,7 @@ def _check_grid(name: str, values, minimum_ok) -> tuple:
 
 
 def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not isinstance(value, (int, np.integer)) or value < 1:
         raise UsageError(f"{name}: must be an integer >= 1, got {value!r}")
     return int(value)
 
@@ -155,7 +154,7 @@ def _train_grid_impl(x, y, val_x, val_y, lr, wd, orders, u_w, m_w, v_w, u_b, m_b
     (sqrt(v) + eps), so W's step = lr_k * scalar * m / (sqrt(v) + eps): exactly
     Adam on W with grid point k's learning rate. One kernel call then updates
     every grid point in one pass over W, m, v (XLA:CPU runs hand-written Adam
-    as three separate passes, measured ~15% slower per epoch on one core).
+    as three separate passes, which is slower; README, Speed).
     """
     n, d = x.shape
     g = lr.shape[0]
@@ -220,14 +219,12 @@ _add_scaled = tf.function(lambda a, u, s: a + s * u, jit_compile=True)
 
 # On an accelerator the whole loop is one XLA program, so per-op dispatch
 # does not sit in the inner loop. On a CPU it depends on the grid's width
-# (G*C columns), measured on 2 cores at the dSprites shapes:
+# (G*C columns; measurements in README, Speed):
 # - wide grids (position, 9 x 256 columns) are matmul-bound, and TF's oneDNN
-#   matmuls beat XLA:CPU's: 0.31 vs 0.33 s per epoch (d=512), 0.13 vs 0.16
-#   (d=128); earlier runs 15-45% less CPU time;
+#   matmuls beat XLA:CPU's;
 # - narrow grids (color 90, scale 54 columns) are bound by per-op dispatch,
-#   which XLA removes: 0.025 vs 0.038 s per epoch (d=512), 0.013 vs 0.024
-#   (d=128), for 0.2-0.5 s more compile time on the first call.
-# The threshold sits between the two measured regimes.
+#   which XLA removes, for a little more compile time on the first call.
+# The threshold sits between the two regimes.
 _CPU_XLA_MAX_COLUMNS = 512
 # A probe runs the grid at 12 (layer, factor) shapes, each traced once with
 # static shapes (the loop needs them). One tf.function per shape keeps TF from
@@ -268,7 +265,7 @@ def _train_grid(x, y, val_x, val_y, lr, wd, orders, *, num_classes, xla=None):
 def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 500,
            batch_size: int = 256, learning_rates: Sequence[float] = LEARNING_RATES,
            weight_decays: Sequence[float] = WEIGHT_DECAYS, seed: int = 0) -> dict:
-    """Linear decodability of one factor from one layer (SPEC §3, App. A.2).
+    """Linear decodability of one factor from one layer (DESIGN §4.3, App. A.2).
 
     Trains one linear softmax decoder per (learning rate, weight decay) grid
     point on (train_x, train_y), all at once, and validates every epoch.
@@ -276,16 +273,16 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
     best_learning_rate, best_weight_decay, best_epoch (1-based: epochs trained),
     val_accuracy [G][epochs], grid [[lr, wd], ...] (learning rates outer),
     num_live_features (features that are nonzero somewhere; module doc).
-    Raises UsageError naming the bad argument.
+    Raises UsageError naming the bad argument; `seed` (--seed, checked by
+    config.validate) is asserted.
     """
     num_classes = _check_positive_int("num_classes", num_classes)
     if num_classes < 2:
         raise UsageError(f"num_classes: a decoder needs at least 2 classes, got {num_classes}")
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-            or not 0 <= seed < 2 ** 31:
-        raise UsageError(f"seed: must be an integer in [0, 2**31), got {seed!r}")
+    assert isinstance(seed, (int, np.integer)) and 0 <= seed < 2 ** 31, \
+        f"seed: must be an integer in [0, 2**31), got {seed!r}"
     lrs = _check_grid("learning_rates", learning_rates, lambda v: v > 0)
     wds = _check_grid("weight_decays", weight_decays, lambda v: v >= 0)
     train_x = _check_features("train_x", train_x)

@@ -1,4 +1,4 @@
-"""The hierarchy's over-training statistics (SPEC §3; Fig. 2, B.1, B.2, B.3):
+"""The hierarchy's over-training statistics (DESIGN §4.1, §4.2; Fig. 2, B.1, B.2, B.3):
 channel preference with `train` and `random` probes, and hierarchically
 constrained similarity of two augmented views of 200 training and 200
 validation items, at every head tap.
@@ -15,7 +15,7 @@ import tensorflow as tf
 from simclr_controlled import augment as augment_lib
 from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset, hierarchy
-from simclr_controlled.models import TAPS
+from simclr_controlled.names import CROP, TAPS
 from simclr_controlled.probes import activations, channel_preference, similarity
 
 NUM_REFERENCES = 200
@@ -28,12 +28,12 @@ def analysis_inputs(dataset: Dataset, crop_size: int, seed: int) -> dict:
     """Every image the statistics need, center-cropped or crop-augmented."""
     crop = lambda x: augment_lib.center_crop(tf.constant(x), crop_size).numpy()  # noqa: E731
     cp = {}
-    for source in ("train", "random"):
+    for source in hierarchy.PROBE_SOURCES:
         n = min(NUM_REFERENCES, len(dataset.train_idx))
         refs, probes = hierarchy.channel_preference_probes(dataset, n, source, seed)
         cp[source] = {"reference": crop(refs), **{k: crop(v) for k, v in probes.items()}}
     rng = np.random.default_rng([seed, 7])
-    aug = augment_lib.make_augment("crop", crop_size=crop_size)
+    aug = augment_lib.make_augment(CROP, crop_size=crop_size)
     views = {}
     for split, pool in (("train", dataset.train_idx), ("validation", dataset.val_idx)):
         idx = np.sort(rng.choice(pool, size=min(NUM_ITEMS, len(pool)), replace=False))

@@ -1,4 +1,4 @@
-"""PCA of head-layer activations (SPEC §3; paper Fig. 4, B.5)."""
+"""PCA of head-layer activations (DESIGN §4.4; paper Fig. 4, B.5)."""
 from __future__ import annotations
 
 import numpy as np

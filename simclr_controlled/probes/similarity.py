@@ -1,4 +1,4 @@
-"""Hierarchically constrained similarity (SPEC §3; paper App. A.1, Fig. B.2/B.3).
+"""Hierarchically constrained similarity (DESIGN §4.2; paper App. A.1, Fig. B.2/B.3).
 
 Decisions where the paper is silent:
 - Two views per item. The similarity of an item PAIR (i, j) is the mean of

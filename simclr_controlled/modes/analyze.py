@@ -1,4 +1,4 @@
-"""`--mode=analyze`: the paper's figures and the claims report (SPEC §3, §4)
+"""`--mode=analyze`: the paper's figures and the claims report (DESIGN §4, §5)
 for one experiment folder made by `--mode=reproduce` (or by hand: one
 trained-and-probed model folder per temperature or augmentation preset).
 
@@ -15,20 +15,18 @@ import os
 import numpy as np
 
 from simclr_controlled import claims as claims_lib
-from simclr_controlled import files, workdir
+from simclr_controlled import files, names, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
+from simclr_controlled.modes import common
 
-DSPRITES_MODELS = ("untrained", "none", "color_jitter", "random_crop", "crop_jitter")
+DSPRITES_MODELS = names.DSPRITES_MODELS
 
 
 def read_experiment(experiment_dir: str) -> dict:
-    if not experiment_dir:
-        raise UsageError("--experiment_dir: required for --mode=analyze (a folder made by --mode=reproduce)")
-    if not os.path.isdir(experiment_dir):
-        raise UsageError(f"--experiment_dir: {experiment_dir} is not a folder")
+    """`experiment.json` of a folder `workdir.check_experiment_dir` accepted."""
     exp = files.read_json(os.path.join(experiment_dir, "experiment.json"))
-    if not isinstance(exp, dict) or exp.get("experiment") not in ("hierarchy", "dsprites_mod") \
+    if not isinstance(exp, dict) or exp.get("experiment") not in names.EXPERIMENTS \
             or not isinstance(exp.get("models"), dict) or not exp["models"]:
         raise UsageError(f"{os.path.join(experiment_dir, 'experiment.json')}: corrupt "
                          "(needs experiment: hierarchy|dsprites_mod and a models mapping)")
@@ -109,17 +107,17 @@ def analyze_dsprites(experiment_dir: str, exp: dict, out: str) -> tuple[list, li
 def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[dict, list]:
     """Linear CKA between the experiment's models at every head layer, on the
     same (up to) 1000 un-augmented training images; one heat map per layer."""
-    from simclr_controlled import datasets, figures, probe, train
+    from simclr_controlled import figures, train
     from simclr_controlled.models import TAPS
     from simclr_controlled.probes import activations, cka, pca
     acts, dataset, idx = {}, None, None
     for name, folder in exp["models"].items():
         model_dir = os.path.join(experiment_dir, folder)
-        c = probe.model_config(model_dir)
+        c = workdir.model_config(model_dir)
         if dataset is None:
-            dataset = datasets.get_dataset(c.dataset, seed=c.seed, **c.dataset_params())
+            dataset = common.load_dataset(c)
             idx = np.asarray(dataset.train_idx)[pca.sample_indices(len(dataset.train_idx), 1000, seed)]
-            images = probe.eval_images(c, dataset)[idx]
+            images = common.eval_images(c, dataset)[idx]
         model, _ = train.restore_model(c, dataset, model_dir)
         acts[name] = activations.compute_activations(model, images)
     result, paths = {}, []

@@ -1,4 +1,4 @@
-"""`--mode=probe`: every analysis of SPEC §3 for one trained model.
+"""`--mode=probe`: every analysis of DESIGN §4 for one trained model.
 
 Reads `model_dir/config.json` and a checkpoint (the latest, or every saved
 one with `--checkpoints=all`), and writes `model_dir/probe/results.json`
@@ -9,7 +9,7 @@ hierarchy: final channel preference (train and random masks) and
 hierarchically constrained similarity (the same statistics the training hook
 records over training), CKA between head layers, PCA coloured by level.
 dsprites_mod: linear decodability of color, scale and position at every
-head layer (SPEC §3; `--decoder_epochs`, paper 500), CKA, PCA coloured by
+head layer (DESIGN §4; `--decoder_epochs`, paper 500), CKA, PCA coloured by
 color, scale, x and y.
 """
 from __future__ import annotations
@@ -19,49 +19,15 @@ import os
 
 import numpy as np
 
-from simclr_controlled import files, train, workdir
-from simclr_controlled import config as config_lib
+from simclr_controlled import files, names, train, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
-from simclr_controlled.errors import UsageError
 from simclr_controlled.models import TAPS
+from simclr_controlled.modes import common
 from simclr_controlled.probes import activations, cka, decoding, pca
 
-FACTORS = {"color": "color", "scale": "scale", "position": "position"}  # factor -> label key
 NUM_PCA_ITEMS = 1000
 NUM_CKA_ITEMS = 1000
-
-
-def model_config(model_dir: str) -> Config:
-    """The config a model was trained with (UsageError when missing/corrupt)."""
-    if not model_dir:
-        raise UsageError("--model_dir: required for this mode (a folder made by --mode=train)")
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise UsageError(f"--model_dir: {model_dir} is a file, not a folder")
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
-        raise UsageError(f"--model_dir: {model_dir} has no config.json (not made by --mode=train)")
-    d = files.read_json(path)
-    if not isinstance(d, dict) or "dataset" not in d or "model" not in d:
-        raise UsageError(f"{path}: corrupt config (no dataset/model entry)")
-    try:
-        saved = Config.from_json(d)
-        # Judged as a probe reads it (the training-only checks do not apply).
-        config_lib.validate(dataclasses.replace(saved, mode="probe"))
-    except TypeError as e:
-        raise UsageError(f"{path}: corrupt config ({e})") from None
-    except UsageError as e:
-        raise UsageError(f"{path}: {str(e).lstrip('-')}") from None
-    return saved
-
-
-def eval_images(config: Config, dataset: Dataset) -> np.ndarray:
-    """Un-augmented inputs: the center crop for the hierarchy, as-is otherwise."""
-    if config.dataset != "hierarchy":
-        return dataset.images
-    m, c = config.mask_size, config.crop_size
-    o = (m - c) // 2
-    return dataset.images[:, o:o + c, o:o + c, :]
 
 
 def _pca_and_cka(acts: dict, idx: np.ndarray, cka_idx: np.ndarray, seed: int) -> tuple[dict, dict]:
@@ -79,9 +45,9 @@ def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dic
     out: dict = {}
     for t in TAPS:
         out[t] = {}
-        for factor, key in FACTORS.items():
+        for factor in names.DSPRITES_FACTORS:
             tr, va = dataset.decoding_splits[factor]
-            y = dataset.labels[key]
+            y = dataset.labels[factor]
             res = decoding.decode(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1,
                                   epochs=config.decoder_epochs, seed=config.seed)
             res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
@@ -96,7 +62,7 @@ def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
     hierarchy statistics (`hierarchy_stats.analysis_inputs`), made once per run."""
     model, step = train.restore_model(config, dataset, config.model_dir, path)
     record: dict = {"checkpoint": os.path.basename(path), "step": step}
-    images = eval_images(config, dataset)
+    images = common.eval_images(config, dataset)
     rng_idx = pca.sample_indices(len(dataset.train_idx), NUM_PCA_ITEMS, config.seed)
     idx = np.asarray(dataset.train_idx)[rng_idx]
     cka_idx = idx[:NUM_CKA_ITEMS]
@@ -112,18 +78,18 @@ def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
         acts = activations.compute_activations(model, images)
         record["decodability"] = decodability(config, dataset, acts, log)
         record["pca"], record["cka"] = _pca_and_cka(acts, idx, cka_idx, config.seed)
-        record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in ("color", "scale", "x", "y")}
+        record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in names.DSPRITES_PCA_FACTORS}
     return record
 
 
 def run(config: Config, log=print) -> dict:
-    """Probes `config.model_dir`; returns and writes the results."""
-    from simclr_controlled import datasets
-    saved = model_config(config.model_dir)
+    """Probes `config.model_dir` (its folder checked by `modes.check`); returns
+    and writes the results."""
+    saved = workdir.model_config(config.model_dir)
     paths = train.checkpoint_paths(config.model_dir, config.checkpoints)
     saved = dataclasses.replace(saved, model_dir=config.model_dir, decoder_epochs=config.decoder_epochs,
                                 checkpoints=config.checkpoints)
-    dataset = datasets.get_dataset(saved.dataset, seed=saved.seed, **saved.dataset_params())
+    dataset = common.load_dataset(saved)
     inputs = None
     if saved.dataset == "hierarchy":
         from simclr_controlled.probes import hierarchy_stats

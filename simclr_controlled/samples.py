@@ -1,7 +1,8 @@
-"""`--mode=show`: a PNG grid of sample images, so a user can look at the data
-(issue 3). Hierarchy: one row per top-level class, each item drawn as its L
-channels side by side (top level first). dsprites_mod: one row per colour,
-columns sweep scale and then position."""
+"""A PNG grid of sample images of a dataset, so a user can look at the data
+(`--mode=show`, in `modes/show.py`). Hierarchy: one row per
+top-level class, each item drawn as its L channels side by side (top level
+first). dsprites_mod: one row per colour, columns sweep scale and then
+position."""
 from __future__ import annotations
 
 import numpy as np

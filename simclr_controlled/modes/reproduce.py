@@ -1,7 +1,8 @@
-"""`--mode=reproduce`: one paper experiment end to end (issue 5): train every
+"""`--mode=reproduce`: one paper experiment end to end: train every
 model, probe each, analyze. Rerunning skips what is finished (a trained model
 is not retrained; a probed checkpoint is not probed again) and resumes what is
-not, from its latest checkpoint.
+not, from its latest checkpoint. `check` (through `modes.check`) checks every
+model folder before TensorFlow starts and anything is written.
 
 hierarchy: one LeNet per temperature in `--temperatures` (paper 0.1, 0.5,
 1.0), same dataset and initialization (`--seed`). dsprites_mod: one model per
@@ -14,9 +15,11 @@ import dataclasses
 import os
 import time
 
-from simclr_controlled import analyze, checkpoints, files, probe, workdir
+from simclr_controlled import checkpoints, files
+from simclr_controlled import config as config_lib
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
+from simclr_controlled.modes import analyze, train
 
 
 def experiment_models(config: Config) -> dict[str, Config]:
@@ -47,20 +50,18 @@ def _probed_step(model_dir: str) -> int | None:
     return step
 
 
-def run(config: Config, log=print) -> int:
-    from simclr_controlled import config as config_lib
-    from simclr_controlled import modes, train
-    if not config.experiment:
-        raise UsageError("--experiment: required for --mode=reproduce; allowed: hierarchy, dsprites_mod")
-    workdir.check_output_dir(config.experiment_dir, "experiment_dir")
-    models = experiment_models(config)
-    for c in models.values():
+def check(config: Config) -> None:
+    """Every model of the experiment: its settings and its folder (reads only;
+    `modes.check` has checked the flags and the experiment folder)."""
+    for c in experiment_models(config).values():
         config_lib.validate(c)
-        workdir.check_output_dir(c.model_dir)
-        workdir.check_lock(c, flag="experiment_dir")
-        workdir.check_resume_files(c.model_dir)
-        checkpoints.check_resumable(c.model_dir, c.recover)
+        train.check(c, flag="experiment_dir")
         _probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
+
+
+def run(config: Config, log=print) -> int:
+    from simclr_controlled.modes import probe  # imports TensorFlow
+    models = experiment_models(config)
     files.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
                          {"experiment": config.experiment,
                           "models": {name: name for name in models},
@@ -70,11 +71,9 @@ def run(config: Config, log=print) -> int:
         elapsed = time.perf_counter() - t0
         log(f"[{i}/{len(models)}] {name} (experiment time so far {elapsed / 60:.1f} min)")
         if name == "untrained":
-            dataset = modes.load_dataset(c)
-            workdir.lock_config(c, log)
-            train.save_initial(c, dataset)
+            train.save_untrained_model(c, log)
         else:
-            status = modes.train(c)
+            status = train.train_one_model(c)
             if status:
                 return status
         latest = checkpoints.step_of(checkpoints.listed(c.model_dir, "latest")[0])

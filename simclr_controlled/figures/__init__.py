@@ -1,0 +1,99 @@
+"""The paper's figures (Fig. 2, 3, 4, B.1, B.2, B.3, B.5) and the CKA heat
+maps, from saved results (docs/DESIGN.md §4).
+
+Every function takes plain data (dicts, lists, numpy arrays) and a path stem
+without extension, writes `<stem>.png` and `<stem>.pdf` atomically through
+`files.atomic_write` (a killed process never leaves half a figure), closes the
+figure and returns `(paths, number_of_panels)`.
+
+- `common`: the atomic save, layer/factor orders, palettes, text style;
+- `hierarchy`: Fig. 2, B.1 (§4.1) and B.2, B.3 (§4.2), over training;
+- `dsprites`: Fig. 3 (§4.3), Fig. 4, B.5 (§4.4), the invariance bars;
+- `cka`: the linear-CKA heat maps (§4.4).
+
+The submodules draw; the functions here write what they draw, through
+`_save` looked up in this package (so replacing `figures._save`, as the tests
+do, reaches every figure). The decisions where the paper is silent are in
+the submodules' docstrings.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window or need a display
+
+import numpy as np  # noqa: E402
+
+from simclr_controlled.figures import cka as _cka  # noqa: E402
+from simclr_controlled.figures import dsprites as _dsprites  # noqa: E402
+from simclr_controlled.figures import hierarchy as _hierarchy  # noqa: E402
+from simclr_controlled.figures.common import (ACROSS_VIEW_COLOR,  # noqa: E402,F401
+                                              BASELINE_COLOR, CHANCE, DPI,
+                                              FACTOR_TITLES, FACTORS,
+                                              LAYER_COLORS, LAYERS,
+                                              LEVEL_COLORS, PCA_FACTORS, _grid,
+                                              _layer_color, _ordered, _RC,
+                                              _save, _value, level_color)
+from simclr_controlled.figures.dsprites import invariance_table  # noqa: E402
+from simclr_controlled.figures.hierarchy import (_LEVEL_RE, _by_time,  # noqa: E402,F401
+                                                 _level_index, _levels,
+                                                 _over_training,
+                                                 _sorted_temperatures, _x_axis)
+
+__all__ = [
+    "LAYERS", "FACTORS", "PCA_FACTORS", "CHANCE", "FACTOR_TITLES", "DPI",
+    "BASELINE_COLOR", "ACROSS_VIEW_COLOR", "LEVEL_COLORS", "LAYER_COLORS",
+    "level_color", "channel_preference_over_training", "similarity_over_training",
+    "decodability", "pca_scatter", "cka_heatmap", "invariance_table",
+    "invariance_bars",
+]
+
+
+def channel_preference_over_training(records_by_temperature: Mapping[Any, list[dict]],
+                                     source: str, stem: str, title: str
+                                     ) -> tuple[list[str], int]:
+    """Fig. 2 (source "train") / Fig. B.1 (source "random"), written to `stem`
+    (`hierarchy.channel_preference_figure`)."""
+    fig, panels = _hierarchy.channel_preference_figure(records_by_temperature, source, title)
+    return _save(fig, stem), panels
+
+
+def similarity_over_training(records_by_temperature: Mapping[Any, list[dict]], split: str,
+                             stem: str, title: str) -> tuple[list[str], int]:
+    """Fig. B.2 (split "train") / Fig. B.3 (split "validation"), written to
+    `stem` (`hierarchy.similarity_figure`)."""
+    fig, panels = _hierarchy.similarity_figure(records_by_temperature, split, title)
+    return _save(fig, stem), panels
+
+
+def decodability(dec: Mapping[str, Mapping[str, Mapping[str, float]]], stem: str, title: str
+                 ) -> tuple[list[str], int]:
+    """Fig. 3, written to `stem` (`dsprites.decodability_figure`)."""
+    fig, panels = _dsprites.decodability_figure(dec, title)
+    return _save(fig, stem), panels
+
+
+def pca_scatter(components: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+                stem: str, title: str, layers: Sequence[str] | None = None,
+                palette: np.ndarray | None = None) -> tuple[list[str], int]:
+    """Fig. 4 / B.5, written to `stem` (`dsprites.pca_figure`)."""
+    fig, panels = _dsprites.pca_figure(components, labels, title, layers=layers,
+                                       palette=palette)
+    return _save(fig, stem), panels
+
+
+def invariance_bars(table: Mapping[str, Mapping[str, float]], stem: str, title: str
+                    ) -> tuple[list[str], int]:
+    """The invariance bars of `invariance_table`, written to `stem`
+    (`dsprites.invariance_figure`)."""
+    fig, panels = _dsprites.invariance_figure(table, title)
+    return _save(fig, stem), panels
+
+
+def cka_heatmap(names: Sequence[str], matrix: np.ndarray, stem: str, title: str
+                ) -> tuple[list[str], int]:
+    """Annotated linear-CKA heat map, written to `stem` (`cka.cka_figure`)."""
+    fig, panels = _cka.cka_figure(names, matrix, title)
+    return _save(fig, stem), panels

@@ -1,0 +1,173 @@
+"""The dsprites_mod figures: linear decodability (Fig. 3; docs/DESIGN.md
+§4.3), PCA scatter (Fig. 4, B.5; docs/DESIGN.md §4.4) and the invariance
+bars (decodability lost through the head).
+
+Each `*_figure` function draws and returns `(figure, number_of_panels)`;
+the package's functions of the same figure write it.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+
+from simclr_controlled.errors import UsageError
+from simclr_controlled.figures.common import (_RC, CHANCE, FACTOR_TITLES,
+                                              FACTORS, LAYERS, PCA_FACTORS,
+                                              _grid, _layer_color, _ordered,
+                                              _value)
+
+def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], title: str
+                        ) -> tuple[plt.Figure, int]:
+    """Fig. 3: rows = factors (color, scale, position) with dashed chance lines,
+    columns = models in the given order, one bar per layer; y in [0, 1]."""
+    if not isinstance(dec, Mapping) or not dec:
+        raise UsageError("dec: must map each model to {layer: {factor: accuracy}}, got none")
+    models = list(dec)
+    layers = _ordered((layer for m in models for layer in (dec[m] or {})), LAYERS)
+    factors = _ordered((f for m in models for per in (dec[m] or {}).values()
+                        for f in (per or {})), FACTORS)
+    if not layers or not factors:
+        raise UsageError("dec: no model holds any layer/factor accuracy")
+    with plt.rc_context(_RC):
+        fig, axes = _grid(len(factors), len(models), 1.9, 1.7, sharey=True)
+        xs = np.arange(len(layers))
+        for i, factor in enumerate(factors):
+            for j, model in enumerate(models):
+                ax = axes[i, j]
+                vals = np.asarray([_value(((dec[model] or {}).get(layer) or {}).get(factor))
+                                   for layer in layers])
+                ok = np.isfinite(vals)
+                ax.bar(xs[ok], vals[ok], color=[_layer_color(k) for k in np.flatnonzero(ok)],
+                       width=0.8)
+                if factor in CHANCE:
+                    ax.axhline(CHANCE[factor], color="black", ls="--", lw=0.8)
+                ax.set_ylim(0, 1)
+                ax.set_xticks(xs)
+                ax.set_xticklabels([])
+                ax.set_xlim(-0.6, len(layers) - 0.4)
+                ax.grid(True, axis="y", lw=0.3, alpha=0.5)
+                if i == 0:
+                    ax.set_title(model)
+                if j == 0:
+                    chance = f" (chance {CHANCE[factor]:.3g})" if factor in CHANCE else ""
+                    ax.set_ylabel(f"{FACTOR_TITLES.get(factor, factor)}{chance}\nval. accuracy")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=_layer_color(k)) for k in range(len(layers))]
+        handles.append(Line2D([], [], color="black", ls="--", lw=0.8))
+        fig.legend(handles, list(layers) + ["chance"], loc="outside right upper", frameon=False)
+        fig.suptitle(title)
+    return fig, len(factors) * len(models)
+
+
+def pca_figure(components: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+               title: str, layers: Sequence[str] | None = None,
+               palette: np.ndarray | None = None) -> tuple[plt.Figure, int]:
+    """Fig. 4 / B.5: rows = layers, columns = factors (color, scale, x, y);
+    PC1 vs PC2 coloured by the factor. `palette` [k, 3] RGB in [0, 1] (the
+    sprites' own colours) colours the "color" column; without it, tab10."""
+    if not isinstance(components, Mapping) or not components:
+        raise UsageError("components: must map each layer to PCA components [n, 2], got none")
+    if not isinstance(labels, Mapping) or not labels:
+        raise UsageError("labels: must map each factor to integer labels [n], got none")
+    layers = _ordered(components, LAYERS) if layers is None else list(layers)
+    missing = [layer for layer in layers if layer not in components]
+    if missing or not layers:
+        raise UsageError(f"layers: each must be one of {sorted(components)}, got {list(layers)}")
+    factors = _ordered(labels, PCA_FACTORS)
+    comps = {}
+    for layer in layers:
+        c = np.asarray(components[layer], dtype=float)
+        if c.ndim != 2 or c.shape[1] < 2:
+            raise UsageError(f"components: layer {layer!r} must be [n, 2+], got shape {c.shape}")
+        comps[layer] = c
+    n = next(iter(comps.values())).shape[0]
+    labs = {}
+    for f in factors:
+        y = np.asarray(labels[f]).reshape(-1)
+        if y.shape[0] != n or any(c.shape[0] != n for c in comps.values()):
+            raise UsageError(f"labels: factor {f!r} has {y.shape[0]} labels; every layer's "
+                             f"components must have the same number of rows ({n})")
+        labs[f] = y
+    if palette is not None:
+        palette = np.asarray(palette, dtype=float)
+        if palette.ndim != 2 or palette.shape[1] != 3:
+            raise UsageError(f"palette: must be RGB [k, 3], got shape {palette.shape}")
+        if "color" in labs and labs["color"].size and (
+                labs["color"].min() < 0 or labs["color"].max() >= len(palette)):
+            raise UsageError(f"palette: has {len(palette)} colours, but color labels reach "
+                             f"{int(labs['color'].max())}")
+    with plt.rc_context(_RC):
+        fig, axes = _grid(len(layers), len(factors), 1.8, 1.7, extra_w=0.4, extra_h=1.0)
+        for j, f in enumerate(factors):
+            y = labs[f]
+            last = None
+            for i, layer in enumerate(layers):
+                ax = axes[i, j]
+                c = comps[layer]
+                if f == "color" and palette is not None:
+                    last = None
+                    ax.scatter(c[:, 0], c[:, 1], c=palette[y.astype(int)], s=4, lw=0,
+                               rasterized=True)
+                else:
+                    cmap = "tab10" if f == "color" else "viridis"
+                    last = ax.scatter(c[:, 0], c[:, 1], c=y, cmap=cmap, s=4, lw=0,
+                                      rasterized=True)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(FACTOR_TITLES.get(f, f))
+                if i == len(layers) - 1:
+                    ax.set_xlabel("PC 1")
+                if j == 0:
+                    ax.set_ylabel(f"{layer}\nPC 2")
+            if last is not None:
+                fig.colorbar(last, ax=list(axes[:, j]), location="bottom", shrink=0.8,
+                             aspect=25, label=f"{FACTOR_TITLES.get(f, f)} label")
+        fig.suptitle(title)
+    return fig, len(layers) * len(factors)
+
+
+def invariance_table(dec: Mapping[str, Mapping[str, Mapping[str, float]]],
+                     early: str = LAYERS[0], late: str = LAYERS[-1]
+                     ) -> dict[str, dict[str, float]]:
+    """model -> factor -> decodability at `early` minus at `late` (NaN when
+    either is absent): the input to `invariance_figure`."""
+    out = {}
+    for model, per in dec.items():
+        a, b = (per or {}).get(early) or {}, (per or {}).get(late) or {}
+        out[model] = {f: _value(a.get(f)) - _value(b.get(f))
+                      for f in _ordered(list(a) + list(b), FACTORS)}
+    return out
+
+
+def invariance_figure(table: Mapping[str, Mapping[str, float]], title: str
+                      ) -> tuple[plt.Figure, int]:
+    """Grouped bars of decodability lost through the head (head_input minus
+    head_out, see `invariance_table`), per model (groups) and factor (bars);
+    a zero line; above zero = the head output is more invariant."""
+    if not isinstance(table, Mapping) or not table:
+        raise UsageError("table: must map each model to {factor: difference}, got none")
+    models = list(table)
+    factors = _ordered((f for m in models for f in (table[m] or {})), FACTORS)
+    if not factors:
+        raise UsageError("table: no model holds any factor")
+    width = 0.8 / len(factors)
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(models) + 2.4), 2.8),
+                               layout="constrained")
+        xs = np.arange(len(models))
+        for k, f in enumerate(factors):
+            vals = np.asarray([_value((table[m] or {}).get(f)) for m in models])
+            ok = np.isfinite(vals)
+            ax.bar(xs[ok] + (k - (len(factors) - 1) / 2) * width, vals[ok], width=width,
+                   color=_layer_color(k), label=FACTOR_TITLES.get(f, f))
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(models, rotation=20, ha="right")
+        ax.set_ylabel("accuracy: head_input − head_out")
+        ax.grid(True, axis="y", lw=0.3, alpha=0.5)
+        fig.legend(loc="outside right upper", frameon=False)
+        ax.set_title(title)
+    return fig, 1
