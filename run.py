@@ -2,7 +2,8 @@
 
 Modes: show (sample grid of a dataset), train (SimCLR), probe (analyses of one
 trained model), analyze (figures and claims of an experiment), reproduce (the
-whole paper experiment). Flags follow google-research/simclr where SimCLR has
+whole paper experiment, over --seeds), plan (the jobs of reproduce, one line
+each, for a cluster). Flags follow google-research/simclr where SimCLR has
 the concept. Flags are parsed once here into a frozen `Config`.
 
 Exit status: 0 done; 2 bad input (one line on stderr naming the
@@ -35,6 +36,8 @@ flags.DEFINE_enum("mode", "train", names.MODES, "What to run (README \"Modes\").
 flags.DEFINE_enum("dataset", names.HIERARCHY, names.DATASETS, "The controlled dataset (DESIGN §1).")
 flags.DEFINE_string("model_dir", "", "Folder of one model: checkpoints, metrics, results.")
 flags.DEFINE_integer("seed", 0, "Fixes the dataset, the initialization and the augmentations.")
+flags.DEFINE_string("seeds", "", "reproduce/plan: one replicate per seed, e.g. 0,1,2,3,4, each in "
+                    "experiment_dir/seed_<S> (overrides --seed; empty: the one replicate --seed).")
 # Dataset (DESIGN §1).
 flags.DEFINE_string("branching", "10,10,10,10", "hierarchy: branching factor per level, top first.")
 flags.DEFINE_integer("mask_size", 38, "hierarchy: mask side in pixels.")
@@ -71,6 +74,8 @@ flags.DEFINE_enum("jit_compile", "auto", names.AUTO_ON_OFF, "XLA: auto (on for T
 flags.DEFINE_enum("mixed_precision", "auto", names.MIXED_PRECISIONS, "auto (bfloat16 on TPU), off, "
                   "bfloat16.")
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bitwise-reproducible runs).")
+flags.DEFINE_bool("untrained", False, "train: save the initialization as the model (step 0, no "
+                  "training): the dsprites_mod `untrained` baseline, as --mode=plan prints it.")
 flags.DEFINE_bool("recover", False, "train: when the checkpoint state file is missing or damaged, or "
                   "the latest checkpoint is corrupt, resume from the newest intact checkpoint (the "
                   "state file is rebuilt; what was skipped is named). Without it such a folder is refused.")
@@ -102,6 +107,16 @@ def parse_floats(text: str, flag: str) -> tuple[float, ...]:
     return values
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """"0,1,2" -> (0, 1, 2); empty -> () (one replicate, --seed)."""
+    from simclr_controlled.errors import UsageError
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--seeds: expected comma-separated integers >= 0, got {text!r}") from None
+
+
 def config_from_flags():
     from simclr_controlled import config as config_lib
     from simclr_controlled.config import Config, parse_int_tuple
@@ -110,10 +125,11 @@ def config_from_flags():
         "head_widths": parse_int_tuple(F.head_widths, "head_widths") if F.head_widths else None,
         "temperatures": parse_floats(F.temperatures, "temperatures"),
         "augment_presets": tuple(p.strip() for p in F.augment_presets.split(",") if p.strip()),
+        "seeds": parse_seeds(F.seeds),
     }
     names = {f.name for f in dataclasses.fields(Config)}
     kw = {name: F[name].value for name in names if name in F and name not in special}
-    if kw["mode"] == "reproduce" and kw["experiment"] in config_lib.EXPERIMENTS:
+    if kw["mode"] in config_lib.EXPERIMENT_MODES and kw["experiment"] in config_lib.EXPERIMENTS:
         # The experiment's models take its dataset's paper defaults (model,
         # batch, epochs), not those of the default --dataset.
         kw["dataset"] = kw["experiment"]

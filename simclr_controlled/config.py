@@ -46,7 +46,9 @@ MAX_DECODER_EPOCHS = 10_000
 # Modes whose command-line settings build and train a model here (the memory
 # and minimum-input checks judge only these; probe reads the model's settings
 # from its config.json, show and analyze build none).
-MODEL_MODES = ("train", "reproduce")
+MODEL_MODES = ("train", "reproduce", "plan")
+# Modes that lay out a whole experiment (`--experiment`, `--seeds`).
+EXPERIMENT_MODES = ("reproduce", "plan")
 
 # Paper settings (DESIGN §3.4; paper Sec. 2, App. A.1, A.2).
 PAPER_DEFAULTS = {
@@ -105,6 +107,7 @@ class Config:
     mixed_precision: str = "auto"
     deterministic: bool = False
     recover: bool = False
+    untrained: bool = False
     # Probes and experiments (DESIGN §4, §5).
     checkpoints: str = "latest"
     decoder_epochs: int = 500
@@ -112,6 +115,7 @@ class Config:
     experiment: str = ""
     temperatures: tuple = (0.1, 0.5, 1.0)
     augment_presets: tuple = names.AUGMENT_PRESETS
+    seeds: tuple = ()
 
     def with_dataset_defaults(self) -> "Config":
         """Fills every `None` field with the paper's value for `dataset`."""
@@ -267,6 +271,9 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
          "augment_presets", f"comma-separated values from {', '.join(AUGMENT_PRESETS)}",
          c.augment_presets)
     choice("experiment")
+    need(all(isinstance(s, int) and 0 <= s <= MAX_SEED for s in c.seeds)
+         and len(set(c.seeds)) == len(c.seeds), "seeds",
+         f"comma-separated distinct integers in [0, {MAX_SEED}]", ",".join(map(str, c.seeds)))
     choice("shape")
     need(finite(c.val_fraction) and 0 < c.val_fraction < 1, "val_fraction",
          "must be in the open interval (0, 1)", c.val_fraction)
@@ -275,7 +282,7 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
          f"must be an integer in [1, mask_size={c.mask_size}]", c.crop_size)
     if c.mode in MODEL_MODES:
         trained = c
-        if c.mode == "reproduce":
+        if c.mode in EXPERIMENT_MODES:
             if c.experiment not in EXPERIMENTS:
                 return  # modes.check asks for --experiment
             # The settings reproduce.experiment_models trains with.

@@ -12,7 +12,7 @@ as an alias of the tuple here (`models.TAPS`, `augment.PRESETS`,
 from __future__ import annotations
 
 # --mode.
-MODES = ("show", "train", "probe", "analyze", "reproduce")
+MODES = ("show", "train", "probe", "analyze", "reproduce", "plan")
 
 # --dataset; --experiment (one experiment per dataset, named after it).
 HIERARCHY = "hierarchy"

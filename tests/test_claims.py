@@ -157,11 +157,12 @@ def test_h3_deterministic_with_seed():
 
 # --- H5 ---------------------------------------------------------------------
 
-def _sim(means, n=N, seed=0, val_means=None, few_level=None):
+def _sim(means, n=N, seed=0, val_means=None, few_level=None, high_t_means=None):
     """sim[t][split][layer] with per-item values around the given means.
 
     means: {"within_0":..., "across_0":..., ..., "across_view":...}; a name
     missing from `means` is absent. Items lacking partners get None.
+    `val_means` replaces them on validation, `high_t_means` above the lowest T.
     """
     rng = np.random.default_rng(seed)
     out = {}
@@ -169,6 +170,8 @@ def _sim(means, n=N, seed=0, val_means=None, few_level=None):
         out[t] = {}
         for split in C.SPLITS:
             m = means if split == "train" or val_means is None else val_means
+            if t != min(TEMPS) and high_t_means is not None:
+                m = high_t_means
             out[t][split] = {}
             for layer in C.LAYERS:
                 stats = {}
@@ -197,9 +200,14 @@ def _sim(means, n=N, seed=0, val_means=None, few_level=None):
     return out
 
 
+# Pairs that first differ deeper share more channels: across rises with level.
 GOOD_SIM = {"within_0": 0.9, "within_1": 0.8, "within_2": 0.7,
-            "across_0": 0.0, "across_1": 0.5, "across_2": 0.4, "across_3": 0.3,
+            "across_0": 0.0, "across_1": 0.3, "across_2": 0.4, "across_3": 0.5,
             "across_view": 0.95}
+
+
+def _failing_parts(c):
+    return {e["part"] for e in c.evidence if not e["holds"]}
 
 
 def test_h5_holds():
@@ -207,40 +215,56 @@ def test_h5_holds():
     assert c.reproduced, C.format_table([c])
     whats = [e["what"] for e in c.evidence]
     assert len(set(whats)) == len(whats)          # nothing judged twice
-    assert {e["part"] for e in c.evidence} == {"lowest", "within>across", "agree"}
-    assert "T=0.1 head_1 train: within_1 > across_1" in whats
-    assert "T=0.1 head_1 train: across_view > across_0" in whats
-    # Leaf within-class is absent: not compared, reported as absent.
-    assert not any("within_3 >" in w for w in whats)
-    assert any("within_3" in r.get("statistics", []) for r in c.reported)
-    agree = [e for e in c.evidence if "order agree" in e["what"]]
-    assert len(agree) == len(TEMPS) * 4 and all(e["kendall_tau"] == 1.0 for e in agree)
+    assert {e["part"] for e in c.evidence} == {"a", "b", "c"}
+    assert "T=0.1 head_1 train: (a) within_1 > across_0" in whats
+    assert "T=1 head_1 train: (a) across_3 > across_0" in whats
+    assert "T=0.1 head_1 train: (b) across_2 > across_1" in whats
+    assert "T=0.1 head_1 validation: (b) across_1 > across_0" in whats
+    # (b) up to level L-2 and only at the lowest temperature.
+    assert not any("(b) across_3" in w for w in whats)
+    assert not any(w.startswith("T=1 ") and "(b)" in w for w in whats)
+    # Neither across-view nor within vs across is judged; the latter is reported with pair counts.
+    assert not any("across_view" in w for w in whats)
+    assert not any("within_1 > across_1" in w for w in whats)
+    lv = next(r for r in c.reported if r["what"] == "T=0.1 head_1 train level_1: within vs across (not judged)")
+    assert lv["within_pairs"] > 0 and lv["across_pairs"] > 0 and lv["within"] > lv["across"]
+    # The leaf has no within-class pairs: absent, not compared.
+    assert not any("within_3" in w for w in whats)
+    assert "(a) holds; (b) holds; (c) holds." in c.statement
 
 
-@pytest.mark.parametrize("change,part", [
-    ({"across_0": 0.45}, "lowest"),         # across_0 above across_3, across_2
-    ({"within_1": 0.45}, "within>across"),  # within_1 below across_1
+@pytest.mark.parametrize("change,parts", [
+    ({"across_0": 0.35}, {"a", "b", "c"}),   # across_0 above across_1: (a) fails, and (b) 1 > 0
+    ({"within_2": -0.1}, {"a", "c"}),         # a within-class statistic below across_0
+    ({"across_2": 0.2}, {"b", "c"}),          # across falls from level 1 to 2
 ])
-def test_h5_fails_on_train_pattern(change, part):
-    c = C.check_h5(_sim({**GOOD_SIM, **change}))
+def test_h5_fails_on_train_pattern(change, parts):
+    c = C.check_h5(_sim({**GOOD_SIM, **change}, val_means={**GOOD_SIM, **change}))
     assert not c.reproduced and c.applicable
-    assert part in {e["part"] for e in c.evidence if not e["holds"]}
+    assert _failing_parts(c) == parts
 
 
-def test_h5_fails_when_validation_order_differs():
-    val = {**GOOD_SIM, "across_view": 0.85}   # now below within_0 in validation
+def test_h5_b_is_judged_at_the_lowest_temperature_only():
+    flat = {**GOOD_SIM, "across_1": 0.4, "across_2": 0.4, "across_3": 0.4}
+    assert C.check_h5(_sim(GOOD_SIM, high_t_means=flat)).reproduced
+    c = C.check_h5(_sim(flat))
+    assert not c.reproduced and _failing_parts(c) == {"b", "c"}
+
+
+def test_h5_c_fails_when_validation_differs():
+    val = {**GOOD_SIM, "across_2": 0.2}
     c = C.check_h5(_sim(GOOD_SIM, val_means=val))
     assert not c.reproduced
-    failing = [e for e in c.evidence if not e["holds"]]
-    assert failing and all("order agree" in e["what"] for e in failing)
-    assert all(e["kendall_tau"] < 1.0 for e in failing)
+    assert _failing_parts(c) == {"c"}
+    assert "(a) holds; (b) holds; (c) does not hold." in c.statement
+    assert all("validation" in e["what"] for e in c.evidence if not e["holds"])
 
 
 def test_h5_few_items_fall_back_to_unpaired():
     c = C.check_h5(_sim(GOOD_SIM, few_level=2))
-    e = next(e for e in c.evidence if e["what"] == "T=0.1 head_1 train: within_2 > across_2")
-    assert e["method"] == "unpaired" and e["n"] == [6, 6]
-    assert e["holds"]   # 0.3 apart with noise 0.05: clear even with 6 items
+    e = next(e for e in c.evidence if e["what"] == "T=0.1 head_1 train: (b) across_2 > across_1")
+    assert e["method"] == "unpaired" and e["n"][0] == 6
+    assert e["holds"]   # 0.1 apart with noise 0.05: clear even with 6 items
     assert c.reproduced
 
 
@@ -249,8 +273,7 @@ def test_h5_missing_split_fails():
     for t in sim:
         del sim[t]["validation"]
     c = C.check_h5(sim)
-    assert not c.reproduced
-    assert all(not e["holds"] for e in c.evidence if "order agree" in e["what"])
+    assert not c.reproduced and _failing_parts(c) == {"c"}
 
 
 def test_check_hierarchy_lists_five_claims():

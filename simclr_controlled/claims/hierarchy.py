@@ -7,14 +7,9 @@ returns a `Claim`. Decisions where the paper is silent (docs/DESIGN.md §5, §6)
 - H3: if any bootstrap resample gives a non-finite G (level-0 similarity
   equal to baseline in a resample), the interval is NaN and the comparison
   does not hold; G's point values per temperature are reported.
-- H5, within > across at a level, and "level-0 across-class is the lowest
-  statistic": per item (`Evidence.per_item`). A statistic with no pairs
-  (e.g. within-class at the leaf level, one item per leaf class) is not
-  compared; its absence is reported.
-- H5, train and validation agree: at every temperature and layer the
-  statistics present in both splits, sorted by their means (the pair-level
-  values of the results), are in exactly the same order. Kendall's tau
-  between the two orders is reported alongside.
+- H5 (a)-(c) compare per item (`Evidence.per_item`). A statistic with no
+  pairs (e.g. within-class at the leaf level, one item per leaf class) is
+  not compared; it is absent from the reported pair counts' means.
 """
 from __future__ import annotations
 
@@ -29,7 +24,7 @@ from simclr_controlled.claims.evidence import (Claim, Evidence, not_applicable,
 from simclr_controlled.claims.results import (SPLITS, layers, n_levels, temps,
                                               tname)
 from simclr_controlled.claims.statistics import (bootstrap_ci, gradedness,
-                                                 kendall_tau)
+                                                 item_draws)
 
 _H1_TEXT = ("at the end of training, at every layer and temperature, the "
             "level-0 probe is more similar to the reference than every other "
@@ -152,7 +147,8 @@ def check_h3(cp_train: Mapping, seed: int = 0) -> Claim:
     lo, hi = bootstrap_ci(g_diff, [both], seed=seed)
     evidence = [Evidence(f"G at {tname(lo_t)} > G at {tname(hi_t)}",
                          g_lo, g_hi, g_lo - g_hi, lo, hi, bool(lo > 0.0),
-                         n=int(both.shape[-1]), method="joint bootstrap")]
+                         n=int(both.shape[-1]), method="joint bootstrap",
+                         draw=item_draws(g_diff, [both]))]
     if math.isnan(lo):
         text += (" A resample gave a non-finite G (level-0 similarity equal "
                  "to baseline), so the interval is undefined.")
@@ -189,83 +185,82 @@ def _statistics(stats: Mapping) -> dict[str, tuple[float, np.ndarray]]:
     return out
 
 
-def _split_evidence(layer_stats: Mapping, tag: str, seed: int,
-                    evidence: list, reported: list) -> list[str]:
-    """H5 (i) and (ii) on one split; returns the statistics by falling mean."""
+def _pair_counts(layer_stats: Mapping, tag: str) -> list[dict]:
+    """Within vs across at each level, with pair counts: reported, not judged."""
+    out = []
+    for l in range(n_levels(layer_stats)):
+        lv = layer_stats[f"level_{l}"]
+        out.append({"what": f"{tag} level_{l}: within vs across (not judged)",
+                    **{k: lv.get(k) for k in ("within", "within_pairs", "across", "across_pairs")}})
+    if "across_view" in layer_stats:
+        out.append({"what": f"{tag}: across-view", "across_view": layer_stats.get("across_view"),
+                    "pairs": layer_stats.get("across_view_pairs")})
+    return out
+
+
+def _h5_split(layer_stats: Mapping, tag: str, seed: int, graded: bool,
+              parts: tuple[str, str]) -> list[Evidence]:
+    """H5 (a) on one split and layer, and (b) when `graded` (lowest T)."""
     stats = _statistics(layer_stats)
-    order = sorted(stats, key=lambda k: -stats[k][0])
-    reported.append({"what": f"{tag}: means", **{k: v[0] for k, v in stats.items()}})
     n_lev = n_levels(layer_stats)
-    missing = [f"{k}_{l}" for l in range(n_lev)
-               for k in ("within", "across") if f"{k}_{l}" not in stats]
-    if missing:
-        reported.append({"what": f"{tag}: absent (no pairs)", "statistics": missing})
+    part_a, part_b = parts
+    evidence = []
     if "across_0" not in stats:
-        evidence.append(Evidence.not_judged(
-            f"{tag}: across_0 is lowest", "across_0 absent (no pairs)",
-            part="lowest"))
+        evidence.append(Evidence.not_judged(f"{tag}: (a) across_0 is lowest",
+                                            "across_0 absent (no pairs)", part=part_a))
     else:
-        # within_0 > across_0 is judged once, in the loop below; it serves both parts.
-        for k in order:
-            if k not in ("across_0", "within_0"):
+        others = [f"within_{l}" for l in range(n_lev)] + [f"across_{l}" for l in range(1, n_lev)]
+        for k in others:
+            if k in stats:
                 evidence.append(Evidence.per_item(
-                    f"{tag}: {k} > across_0", stats[k][1], stats["across_0"][1],
-                    seed, part="lowest"))
-    for l in range(n_lev):
-        w, a = f"within_{l}", f"across_{l}"
-        if w in stats and a in stats:
-            evidence.append(Evidence.per_item(
-                f"{tag}: {w} > {a}", stats[w][1], stats[a][1], seed,
-                part="within>across"))
-    return order
-
-
-def _agreement(what: str, orders: Mapping[str, list[str]]) -> Evidence:
-    """H5 (iii): train and validation order the common statistics alike."""
-    if not all(s in orders for s in SPLITS):
-        return Evidence.not_judged(what, "a split is missing", part="agree",
-                                   a=orders.get("train"), b=orders.get("validation"))
-    common = set(orders["train"]) & set(orders["validation"])
-    tr = [k for k in orders["train"] if k in common]
-    va = [k for k in orders["validation"] if k in common]
-    only = sorted(set(orders["train"]) ^ set(orders["validation"]))
-    return Evidence(what, " > ".join(tr), " > ".join(va), None, None, None,
-                    bool(tr == va and len(tr) > 0), kendall_tau=kendall_tau(tr, va),
-                    method="same order of means", part="agree",
-                    in_one_split_only=only or None)
+                    f"{tag}: (a) {k} > across_0", stats[k][1], stats["across_0"][1],
+                    seed, part=part_a))
+    if graded:
+        for l in range(n_lev - 2):
+            lo, hi = f"across_{l}", f"across_{l + 1}"
+            if lo in stats and hi in stats:
+                evidence.append(Evidence.per_item(
+                    f"{tag}: (b) {hi} > {lo}", stats[hi][1], stats[lo][1], seed, part=part_b))
+            else:
+                evidence.append(Evidence.not_judged(
+                    f"{tag}: (b) {hi} > {lo}", "absent (no pairs)", part=part_b))
+    return evidence
 
 
 def check_h5(sim: Mapping, seed: int = 0) -> Claim:
-    """H5 (Fig. B.2, B.3), at every temperature, layer and split.
+    """H5 (Fig. B.2, B.3; docs/DESIGN.md §5), per item:
 
-    (i) level-0 across-class similarity is below every other statistic
-    (``part="lowest"``; within_0 > across_0 is judged once, under (ii));
-    (ii) within-class > across-class at each level where both exist
-    (``part="within>across"``);
-    (iii) train and validation order the statistics' means identically
-    (``part="agree"``).
+    (a) at every temperature and layer, level-0 across-class similarity is
+    below every other within- and across-class statistic (``part="a"``);
+    (b) at the lowest temperature, at every layer, across-class similarity
+    rises with the level at which a pair first differs, across_0 < across_1
+    < ... < across_{L-2} (``part="b"``); both on the training items;
+    (c) (a) and (b) on the validation items (``part="c"``).
+    Within vs across at each level is reported with its pair counts, not
+    judged (too few pairs share a deep class at the paper's 200 items).
     """
-    text = ("H5 (Fig. B.2, B.3): at every temperature, layer and split, items "
-            "with different top-level classes are the least similar pairs "
-            "(every statistic > level-0 across-class), within-class > "
-            "across-class at each level, and train and validation order the "
-            "statistics' means identically.")
+    text = ("H5 (Fig. B.2, B.3): (a) at every temperature and layer, items with "
+            "different top-level classes are the least similar pairs (every "
+            "within- and across-class statistic > level-0 across-class); (b) at "
+            "the lowest temperature, at every layer, across-class similarity rises "
+            "with the level at which a pair first differs (across_0 < across_1 < "
+            "... < across_{L-2}); (c) (a) and (b) hold on the validation items too. "
+            "Within vs across at each level reported with pair counts, not judged.")
     if not sim:
         return not_applicable("H5", text, "no similarity results.")
     evidence, reported = [], []
+    lowest = temps(sim)[0]
+    missing = [s for s in SPLITS if not any(s in sim[t] for t in temps(sim))]
     for t in temps(sim):
-        splits = [s for s in SPLITS if s in sim[t]] + \
-                 [s for s in sim[t] if s not in SPLITS]
-        layer_names = []
-        for s in splits:
-            layer_names += [l for l in layers(sim[t][s]) if l not in layer_names]
-        for layer in layer_names:
-            orders = {split: _split_evidence(sim[t][split][layer],
-                                             f"{tname(t)} {layer} {split}",
-                                             seed, evidence, reported)
-                      for split in splits if layer in sim[t][split]}
-            evidence.append(_agreement(
-                f"{tname(t)} {layer}: train and validation order agree", orders))
+        for split in [s for s in SPLITS if s in sim[t]]:
+            parts = ("a", "b") if split == "train" else ("c", "c")
+            for layer in layers(sim[t][split]):
+                tag = f"{tname(t)} {layer} {split}"
+                evidence += _h5_split(sim[t][split][layer], tag, seed, t == lowest, parts)
+                reported += _pair_counts(sim[t][split][layer], tag)
+    for split in missing:
+        evidence.append(Evidence.not_judged(f"{split} items", f"no {split} results",
+                                            part="c" if split == "validation" else "a"))
     return verdict_from("H5", text, evidence, reported)
 
 

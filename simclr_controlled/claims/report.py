@@ -55,7 +55,7 @@ def format_table(claims: Sequence[Claim]) -> str:
     its numbers (a, b, diff = a - b, 95% CI), then the reported numbers."""
     blocks = []
     for c in claims:
-        head = f"{c.name}: {c.verdict}" + ("" if c.applicable else " (not applicable)")
+        head = f"{c.name}: {c.label}" + ("" if c.applicable else " (not applicable)")
         lines = ["=" * 78, head, f"  {c.statement}"]
         lines += [_format_comparison(e) for e in c.evidence]
         lines += [_format_reported(r) for r in c.reported]
@@ -63,14 +63,24 @@ def format_table(claims: Sequence[Claim]) -> str:
     return "\n".join(blocks) + ("\n" if blocks else "")
 
 
-def format_invariance_table(table: Mapping[str, Mapping[str, float]]) -> str:
-    """Text table of `invariance_table` (rows models, columns factors)."""
+def format_invariance_table(table: Mapping[str, Mapping[str, Any]]) -> str:
+    """Text table of `invariance_table` (rows models, columns factors), or
+    of `invariance_over_seeds` (each cell the mean and its 95% interval)."""
     factors = []
     for row in table.values():
         factors += [f for f in row if f not in factors]
-    lines = ["decodability at head_input minus at head_out",
-             f"{'model':<14}" + "".join(f"{f:>11}" for f in factors)]
+    over_seeds = any(isinstance(v, Mapping) for row in table.values() for v in row.values())
+    w = 26 if over_seeds else 11
+
+    def cell(v: Any) -> str:
+        if isinstance(v, Mapping):
+            return f"{v['mean']:+.4f} [{_num(v['ci_lo'])}, {_num(v['ci_hi'])}]"
+        return f"{v:+.4f}"
+
+    title = "decodability at head_input minus at head_out"
+    lines = [title + (" (mean over seeds [95% interval])" if over_seeds else ""),
+             f"{'model':<14}" + "".join(f"{f:>{w}}" for f in factors)]
     for m, row in table.items():
         lines.append(f"{m:<14}" + "".join(
-            f"{row[f]:>+11.4f}" if f in row else f"{'-':>11}" for f in factors))
+            f"{cell(row[f]):>{w}}" if f in row else f"{'-':>{w}}" for f in factors))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ resample indices.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -115,11 +116,85 @@ def gradedness(stack: np.ndarray) -> np.ndarray:
     return ((mid - base) / (s0 - base)).mean(axis=(-2, -1))
 
 
-def kendall_tau(order_a: list[str], order_b: list[str]) -> float:
-    """Kendall's tau between two orders of the same names; NaN below 2."""
-    if len(order_a) < 2:
-        return math.nan
-    rank_b = {name: i for i, name in enumerate(order_b)}
-    r = np.array([rank_b[name] for name in order_a])
-    s = np.sign(r[None, :] - r[:, None])[np.triu_indices(len(r), 1)]
-    return float(s.mean())
+# Across seeds (docs/DESIGN.md §5 "Across seeds"): a draw function returns
+# `n_resamples` item-resampled values of one seed's statistic, given a
+# generator; see `item_draws`.
+Draw = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def item_draws(stat_fn: Callable[..., np.ndarray],
+               arrays: Sequence[np.ndarray]) -> Draw:
+    """The draw function of one seed: `stat_fn` on its arrays with the
+    references (LAST axis, shared length) resampled jointly, as in
+    `bootstrap_ci`."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    n = arrays[0].shape[-1]
+
+    def draw(rng: np.random.Generator, n_resamples: int) -> np.ndarray:
+        idx = rng.integers(0, n, size=(int(n_resamples), n))
+        resampled = [np.moveaxis(np.take(a, idx, axis=-1), -2, 0) for a in arrays]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(stat_fn(*resampled), dtype=np.float64)
+    return draw
+
+
+def constant_draws(value: float) -> Draw:
+    """A seed whose statistic has no items to resample (a best validation
+    accuracy, D1-D3): every draw is the value."""
+    return lambda rng, n_resamples: np.full(int(n_resamples), float(value))
+
+
+def two_level_bootstrap_ci(draws: Sequence[Draw], n_resamples: int = 1000,
+                           seed: int = 0, level: float = 0.95
+                           ) -> tuple[float, float]:
+    """Percentile interval of the mean over seeds of a statistic, resampling
+    seeds with replacement, then items within each drawn seed.
+
+    `draws[s]` gives seed s's item-resampled statistic (`item_draws`,
+    `constant_draws`). Each resample draws n seeds; a seed drawn twice gets
+    two independent item resamples. ``(nan, nan)`` if a value is not finite.
+    """
+    _check_bootstrap_args(n_resamples, level)
+    n = len(draws)
+    if n == 0:
+        raise UsageError("draws: need at least one seed, got none")
+    r = int(n_resamples)
+    rng = np.random.default_rng(seed)
+    picked = rng.integers(0, n, size=(r, n))
+    total = np.zeros(r)
+    rows = np.arange(r)
+    # Slot j of every resample: one item resample per seed, the drawn seed's kept.
+    for j in range(n):
+        per_seed = np.stack([np.asarray(d(rng, r), dtype=np.float64) for d in draws])
+        total += per_seed[picked[:, j], rows]
+    return _percentile_interval(total / n, float(level))
+
+
+def seed_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds (FIRST axis) and its percentile bootstrap interval,
+    seeds resampled with replacement, for every trailing entry at once.
+
+    NaN entries (a seed without that value) are left out of that entry's
+    mean; an entry with no finite value is NaN. Returns (mean, lo, hi), each
+    of shape ``values.shape[1:]``.
+    """
+    _check_bootstrap_args(n_resamples, level)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 0 or v.shape[0] == 0:
+        raise UsageError(f"values: need a leading seed axis of length >= 1, got shape {v.shape}")
+    n = v.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(int(n_resamples), n))
+    finite = np.isfinite(v)
+    filled = np.where(finite, v, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = filled.sum(0) / finite.sum(0)
+        boot = filled[idx].sum(1) / finite[idx].sum(1)  # [R, ...]
+    alpha = 100.0 * (1.0 - level) / 2.0
+    with warnings.catch_warnings():
+        # An entry no seed has is NaN in every resample: its interval is NaN.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(boot, [alpha, 100.0 - alpha], axis=0)
+    mean = np.where(finite.any(0), mean, np.nan)
+    return mean, np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)

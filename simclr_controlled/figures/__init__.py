@@ -11,6 +11,12 @@ figure and returns `(paths, number_of_panels)`.
 - `dsprites`: Fig. 3 (§4.3), Fig. 4, B.5 (§4.4), the invariance bars;
 - `cka`: the linear-CKA heat maps (§4.4).
 
+The `*_over_seeds` functions draw the same figures for a multi-seed
+experiment (`experiment_dir/seed_<S>/`, one replicate each): the mean over
+seeds, with a band / whiskers = the 95% bootstrap interval over seeds
+(`claims.statistics.seed_interval`); their first argument maps each seed to
+what the one-seed function takes.
+
 The submodules draw; the functions here write what they draw, through
 `_save` looked up in this package (so replacing `figures._save`, as the tests
 do, reaches every figure). The decisions where the paper is silent are in
@@ -47,7 +53,8 @@ __all__ = [
     "BASELINE_COLOR", "ACROSS_VIEW_COLOR", "LEVEL_COLORS", "LAYER_COLORS",
     "level_color", "channel_preference_over_training", "similarity_over_training",
     "decodability", "pca_scatter", "cka_heatmap", "invariance_table",
-    "invariance_bars",
+    "invariance_bars", "channel_preference_over_seeds", "similarity_over_seeds",
+    "decodability_over_seeds", "invariance_bars_over_seeds",
 ]
 
 
@@ -89,6 +96,42 @@ def invariance_bars(table: Mapping[str, Mapping[str, float]], stem: str, title: 
     """The invariance bars of `invariance_table`, written to `stem`
     (`dsprites.invariance_figure`)."""
     fig, panels = _dsprites.invariance_figure(table, title)
+    return _save(fig, stem), panels
+
+
+def channel_preference_over_seeds(records_by_seed: Mapping[int, Mapping[Any, list[dict]]],
+                                  source: str, stem: str, title: str
+                                  ) -> tuple[list[str], int]:
+    """Fig. 2 / Fig. B.1 over seeds: seed -> temperature -> records; lines =
+    mean over seeds of the mean over references, band = 95% bootstrap
+    interval over seeds."""
+    fig, panels = _hierarchy.channel_preference_figure(records_by_seed, source, title,
+                                                       over_seeds=True)
+    return _save(fig, stem), panels
+
+
+def similarity_over_seeds(records_by_seed: Mapping[int, Mapping[Any, list[dict]]], split: str,
+                          stem: str, title: str) -> tuple[list[str], int]:
+    """Fig. B.2 / Fig. B.3 over seeds: seed -> temperature -> records; lines =
+    mean over the seeds holding the statistic, band = 95% bootstrap interval."""
+    fig, panels = _hierarchy.similarity_figure(records_by_seed, split, title, over_seeds=True)
+    return _save(fig, stem), panels
+
+
+def decodability_over_seeds(dec_by_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str,
+                                                                                    float]]]],
+                            stem: str, title: str) -> tuple[list[str], int]:
+    """Fig. 3 over seeds: seed -> model -> layer -> factor -> accuracy; bars =
+    mean, whiskers = 95% bootstrap interval over seeds, one dot per seed."""
+    fig, panels = _dsprites.decodability_figure(dec_by_seed, title, over_seeds=True)
+    return _save(fig, stem), panels
+
+
+def invariance_bars_over_seeds(tables_by_seed: Mapping[int, Mapping[str, Mapping[str, float]]],
+                               stem: str, title: str) -> tuple[list[str], int]:
+    """The invariance bars over seeds: seed -> `invariance_table`; bars =
+    mean, whiskers = 95% bootstrap interval over seeds, one dot per seed."""
+    fig, panels = _dsprites.invariance_figure(tables_by_seed, title, over_seeds=True)
     return _save(fig, stem), panels
 
 

@@ -17,31 +17,68 @@ from simclr_controlled.errors import UsageError
 from simclr_controlled.figures.common import (_RC, CHANCE, FACTOR_TITLES,
                                               FACTORS, LAYERS, PCA_FACTORS,
                                               _grid, _layer_color, _ordered,
-                                              _value)
+                                              _seed_band, _seed_keys,
+                                              _seeds_title, _value)
 
-def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], title: str
-                        ) -> tuple[plt.Figure, int]:
-    """Fig. 3: rows = factors (color, scale, position) with dashed chance lines,
-    columns = models in the given order, one bar per layer; y in [0, 1]."""
-    if not isinstance(dec, Mapping) or not dec:
-        raise UsageError("dec: must map each model to {layer: {factor: accuracy}}, got none")
-    models = list(dec)
-    layers = _ordered((layer for m in models for layer in (dec[m] or {})), LAYERS)
-    factors = _ordered((f for m in models for per in (dec[m] or {}).values()
-                        for f in (per or {})), FACTORS)
+
+def _bars(ax, x: np.ndarray, per_seed: np.ndarray, color, width: float, over_seeds: bool,
+          **kw) -> None:
+    """Bars at `x` of `per_seed` [seeds, len(x)] (absent = NaN, not drawn).
+    One seed: its values. Over seeds: the mean over the seeds that hold the
+    value, a black whisker over the 95% bootstrap interval and one dot per
+    seed. `color`: one colour, or one per bar."""
+    mean, lo, hi = _seed_band(per_seed) if over_seeds else (per_seed[0], None, None)
+    ok = np.isfinite(mean)
+    ax.bar(x[ok], mean[ok], width=width, **kw,
+           color=color if isinstance(color, str) else [color[k] for k in np.flatnonzero(ok)])
+    if not over_seeds:
+        return
+    ax.vlines(x[ok], lo[ok], hi[ok], color="black", lw=0.9, zorder=3)
+    n = per_seed.shape[0]
+    offsets = np.linspace(-0.25, 0.25, n) * width if n > 1 else np.zeros(1)
+    dot_x = np.broadcast_to(x[None, :] + offsets[:, None], per_seed.shape)
+    has = np.isfinite(per_seed)
+    ax.scatter(dot_x[has], per_seed[has], s=5, color="black", lw=0, alpha=0.7, zorder=4)
+
+
+def _decodability_array(decs: list[Mapping], what: str):
+    """models, layers, factors and the accuracies [seeds, factor, model, layer]."""
+    models = list(dict.fromkeys(m for d in decs for m in d))
+    layers = _ordered((layer for d in decs for per in d.values()
+                       for layer in (per or {})), LAYERS)
+    factors = _ordered((f for d in decs for per in d.values()
+                        for acc in (per or {}).values() for f in (acc or {})), FACTORS)
     if not layers or not factors:
-        raise UsageError("dec: no model holds any layer/factor accuracy")
+        raise UsageError(f"{what}: no model holds any layer/factor accuracy")
+    vals = np.asarray([[[[_value((((d.get(m) or {}).get(layer)) or {}).get(f))
+                          for layer in layers] for m in models] for f in factors]
+                       for d in decs], dtype=float)
+    return models, layers, factors, vals
+
+
+def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], title: str,
+                        over_seeds: bool = False) -> tuple[plt.Figure, int]:
+    """Fig. 3: rows = factors (color, scale, position) with dashed chance lines,
+    columns = models in the given order, one bar per layer; y in [0, 1].
+    With `over_seeds`, `dec` is seed -> model -> layer -> factor -> accuracy:
+    bars = mean over seeds, whiskers = 95% bootstrap interval, a dot per seed."""
+    if over_seeds:
+        decs = [dec[s] for s in _seed_keys(dec, "dec_by_seed", "{model: {layer: {factor: "
+                                                                "accuracy}}}")]
+    elif not isinstance(dec, Mapping) or not dec:
+        raise UsageError("dec: must map each model to {layer: {factor: accuracy}}, got none")
+    else:
+        decs = [dec]
+    models, layers, factors, vals = _decodability_array(
+        decs, "dec_by_seed" if over_seeds else "dec")
+    colors = [_layer_color(k) for k in range(len(layers))]
     with plt.rc_context(_RC):
         fig, axes = _grid(len(factors), len(models), 1.9, 1.7, sharey=True)
         xs = np.arange(len(layers))
         for i, factor in enumerate(factors):
             for j, model in enumerate(models):
                 ax = axes[i, j]
-                vals = np.asarray([_value(((dec[model] or {}).get(layer) or {}).get(factor))
-                                   for layer in layers])
-                ok = np.isfinite(vals)
-                ax.bar(xs[ok], vals[ok], color=[_layer_color(k) for k in np.flatnonzero(ok)],
-                       width=0.8)
+                _bars(ax, xs, vals[:, i, j], colors, 0.8, over_seeds)
                 if factor in CHANCE:
                     ax.axhline(CHANCE[factor], color="black", ls="--", lw=0.8)
                 ax.set_ylim(0, 1)
@@ -57,7 +94,7 @@ def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], ti
         handles = [plt.Rectangle((0, 0), 1, 1, color=_layer_color(k)) for k in range(len(layers))]
         handles.append(Line2D([], [], color="black", ls="--", lw=0.8))
         fig.legend(handles, list(layers) + ["chance"], loc="outside right upper", frameon=False)
-        fig.suptitle(title)
+        fig.suptitle(_seeds_title(title, len(decs), "whiskers") if over_seeds else title)
     return fig, len(factors) * len(models)
 
 
@@ -142,32 +179,40 @@ def invariance_table(dec: Mapping[str, Mapping[str, Mapping[str, float]]],
     return out
 
 
-def invariance_figure(table: Mapping[str, Mapping[str, float]], title: str
-                      ) -> tuple[plt.Figure, int]:
+def invariance_figure(table: Mapping[str, Mapping[str, float]], title: str,
+                      over_seeds: bool = False) -> tuple[plt.Figure, int]:
     """Grouped bars of decodability lost through the head (head_input minus
     head_out, see `invariance_table`), per model (groups) and factor (bars);
-    a zero line; above zero = the head output is more invariant."""
-    if not isinstance(table, Mapping) or not table:
+    a zero line; above zero = the head output is more invariant. With
+    `over_seeds`, `table` is seed -> model -> factor -> difference: bars =
+    mean over seeds, whiskers = 95% bootstrap interval, a dot per seed."""
+    if over_seeds:
+        tables = [table[s] for s in _seed_keys(table, "tables_by_seed",
+                                               "{model: {factor: difference}}")]
+    elif not isinstance(table, Mapping) or not table:
         raise UsageError("table: must map each model to {factor: difference}, got none")
-    models = list(table)
-    factors = _ordered((f for m in models for f in (table[m] or {})), FACTORS)
+    else:
+        tables = [table]
+    models = list(dict.fromkeys(m for t in tables for m in t))
+    factors = _ordered((f for t in tables for per in t.values() for f in (per or {})), FACTORS)
     if not factors:
-        raise UsageError("table: no model holds any factor")
+        raise UsageError(f"{'tables_by_seed' if over_seeds else 'table'}: no model holds any "
+                         "factor")
+    vals = np.asarray([[[_value((t.get(m) or {}).get(f)) for m in models] for f in factors]
+                       for t in tables], dtype=float)  # [seed, factor, model]
     width = 0.8 / len(factors)
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(models) + 2.4), 2.8),
-                               layout="constrained")
+        fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(models) + 2.4),
+                                        3.0 if over_seeds else 2.8), layout="constrained")
         xs = np.arange(len(models))
         for k, f in enumerate(factors):
-            vals = np.asarray([_value((table[m] or {}).get(f)) for m in models])
-            ok = np.isfinite(vals)
-            ax.bar(xs[ok] + (k - (len(factors) - 1) / 2) * width, vals[ok], width=width,
-                   color=_layer_color(k), label=FACTOR_TITLES.get(f, f))
+            _bars(ax, xs + (k - (len(factors) - 1) / 2) * width, vals[:, k], _layer_color(k),
+                  width, over_seeds, label=FACTOR_TITLES.get(f, f))
         ax.axhline(0.0, color="black", lw=0.8)
         ax.set_xticks(xs)
         ax.set_xticklabels(models, rotation=20, ha="right")
         ax.set_ylabel("accuracy: head_input − head_out")
         ax.grid(True, axis="y", lw=0.3, alpha=0.5)
         fig.legend(loc="outside right upper", frameon=False)
-        ax.set_title(title)
+        ax.set_title(_seeds_title(title, len(tables), "whiskers") if over_seeds else title)
     return fig, 1

@@ -11,7 +11,8 @@ input leaves the disk as it was, and each check runs once:
   one) before its first write.
 
 The modes: `show`, `train` (`train.train_one_model`), `probe`, `analyze`,
-`reproduce`, one module each. Imports point one way: run.py -> modes ->
+`reproduce`, `plan`, one module each; `experiment` is the layout of an
+experiment folder (one seed or several) that the last three share. Imports point one way: run.py -> modes ->
 the library modules; no library module imports `modes`.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from simclr_controlled import config as config_lib
 from simclr_controlled import workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
-from simclr_controlled.modes import analyze, reproduce, show, train
+from simclr_controlled.modes import analyze, plan, reproduce, show, train
 
 NEEDS_TENSORFLOW = ("train", "probe", "reproduce")
 
@@ -37,12 +38,13 @@ def check(config: Config) -> None:
         train.check(config)
     elif config.mode == "probe":
         workdir.check_model_to_read(config.model_dir)
-    elif config.mode in ("analyze", "reproduce"):
-        if config.mode == "reproduce" and not config.experiment:
-            raise UsageError("--experiment: required for --mode=reproduce; allowed: "
+    elif config.mode in ("analyze",) + config_lib.EXPERIMENT_MODES:
+        writes = config.mode in config_lib.EXPERIMENT_MODES
+        if writes and not config.experiment:
+            raise UsageError(f"--experiment: required for --mode={config.mode}; allowed: "
                              f"{', '.join(config_lib.EXPERIMENTS)}")
-        workdir.check_experiment_dir(config.experiment_dir, write=config.mode == "reproduce")
-        if config.mode == "reproduce":
+        workdir.check_experiment_dir(config.experiment_dir, write=writes)
+        if writes:
             reproduce.check(config)
 
 
@@ -59,4 +61,6 @@ def run(config: Config) -> int:
     if config.mode == "analyze":
         analyze.run(config)
         return 0
+    if config.mode == "plan":
+        return plan.run(config)
     return reproduce.run(config)

@@ -1,12 +1,15 @@
 """`--mode=analyze`: the paper's figures and the claims report (DESIGN §4, §5)
-for one experiment folder made by `--mode=reproduce` (or by hand: one
-trained-and-probed model folder per temperature or augmentation preset).
+for one experiment folder made by `--mode=reproduce` or `--mode=plan` (or by
+hand: one trained-and-probed model folder per temperature or augmentation
+preset), over one seed or several (layout: `modes.experiment`).
 
-Layout read: `E/experiment.json` = {"experiment": "hierarchy"|"dsprites_mod",
-"models": {name: folder}}; each model folder has `config.json`,
-`stats.jsonl` (hierarchy) and `probe/results.json`. Written: `E/analysis/`
-(figures as PNG and PDF, `claims.json`, `cka_models.json`) and the claims
-table on stdout. Findings are not errors: exit 0 whether or not a claim holds.
+Read: each model folder's `config.json`, `stats.jsonl` (hierarchy) and
+`probe/results.json`. Written: `analysis/` (figures as PNG and PDF,
+`claims.json`) of every replicate and, with several seeds, of the
+experiment: the claims pooled over seeds (`claims.seeds`) and the figures as
+the mean over seeds with 95% bootstrap bands; the claims table on stdout.
+The bootstrap of a replicate is seeded with its seed, the pooled one with
+0. Findings are not errors: exit 0 whether or not a claim holds.
 """
 from __future__ import annotations
 
@@ -18,18 +21,18 @@ from simclr_controlled import claims as claims_lib
 from simclr_controlled import files, names, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
-from simclr_controlled.modes import common
+from simclr_controlled.modes import common, experiment
 
 DSPRITES_MODELS = names.DSPRITES_MODELS
+POOLED_BOOTSTRAP_SEED = 0
 
 
 def read_experiment(experiment_dir: str) -> dict:
-    """`experiment.json` of a folder `workdir.check_experiment_dir` accepted."""
-    exp = files.read_json(os.path.join(experiment_dir, "experiment.json"))
-    if not isinstance(exp, dict) or exp.get("experiment") not in names.EXPERIMENTS \
-            or not isinstance(exp.get("models"), dict) or not exp["models"]:
-        raise UsageError(f"{os.path.join(experiment_dir, 'experiment.json')}: corrupt "
-                         "(needs experiment: hierarchy|dsprites_mod and a models mapping)")
+    """`experiment.json` of a one-seed folder `workdir.check_experiment_dir` accepted."""
+    exp = experiment.read(experiment_dir)
+    if "models" not in exp:
+        raise UsageError(f"{os.path.join(experiment_dir, 'experiment.json')}: a multi-seed "
+                         "experiment where one replicate was expected")
     return exp
 
 
@@ -45,7 +48,16 @@ def _as_arrays(cp: dict) -> dict:
     return {layer: {k: np.asarray(v, np.float64) for k, v in d.items()} for layer, d in cp.items()}
 
 
-def analyze_hierarchy(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[list, list]:
+_HIERARCHY_FIGURES = (
+    ("channel_preference", "train", "fig2_channel_preference_train", "Fig. 2: channel preference (train masks)"),
+    ("channel_preference", "random", "figB1_channel_preference_random",
+     "Fig. B.1: channel preference (random masks)"),
+    ("similarity", "train", "figB2_similarity_train", "Fig. B.2: hierarchically constrained similarity (train)"),
+    ("similarity", "validation", "figB3_similarity_validation",
+     "Fig. B.3: hierarchically constrained similarity (validation)"))
+
+
+def analyze_hierarchy(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[list, list, dict, dict]:
     from simclr_controlled import figures
     by_t, records, cp_train, cp_random, sim = {}, {}, {}, {}, {}
     for name, folder in exp["models"].items():
@@ -60,21 +72,15 @@ def analyze_hierarchy(experiment_dir: str, exp: dict, out: str, seed: int) -> tu
         recs = files.read_jsonl(stats_path) if os.path.exists(stats_path) else []
         records[t] = recs or [{"epoch": 0, **{k: final[k] for k in ("channel_preference", "similarity")}}]
     paths = []
-    for draw, which, stem, title in (
-            (figures.channel_preference_over_training, "train", "fig2_channel_preference_train",
-             "Fig. 2: channel preference (train masks)"),
-            (figures.channel_preference_over_training, "random", "figB1_channel_preference_random",
-             "Fig. B.1: channel preference (random masks)"),
-            (figures.similarity_over_training, "train", "figB2_similarity_train",
-             "Fig. B.2: hierarchically constrained similarity (train)"),
-            (figures.similarity_over_training, "validation", "figB3_similarity_validation",
-             "Fig. B.3: hierarchically constrained similarity (validation)")):
-        paths += draw(records, which, os.path.join(out, stem), title)[0]
+    draw = {"channel_preference": figures.channel_preference_over_training,
+            "similarity": figures.similarity_over_training}
+    for kind, which, stem, title in _HIERARCHY_FIGURES:
+        paths += draw[kind](records, which, os.path.join(out, stem), title)[0]
     results = claims_lib.check_hierarchy(cp_train, cp_random, sim, seed=seed)
-    return paths, results
+    return paths, results, {}, {"records": records}
 
 
-def analyze_dsprites(experiment_dir: str, exp: dict, out: str) -> tuple[list, list, dict]:
+def analyze_dsprites(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[list, list, dict, dict]:
     from simclr_controlled import figures
     from simclr_controlled.datasets import dsprites_mod
     dec, finals = {}, {}
@@ -101,7 +107,8 @@ def analyze_dsprites(experiment_dir: str, exp: dict, out: str) -> tuple[list, li
     table = claims_lib.invariance_table(dec)
     paths += figures.invariance_bars(table, os.path.join(out, "invariance"),
                                      "decodability at head_input minus at head_out")[0]
-    return paths, claims_lib.check_dsprites(dec), {"decodability": dec, "invariance": table}
+    return (paths, claims_lib.check_dsprites(dec), {"decodability": dec, "invariance": table},
+            {"decodability": dec, "invariance": table})
 
 
 def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[dict, list]:
@@ -129,23 +136,85 @@ def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> t
     return result, paths
 
 
-def run(config: Config, log=print) -> list:
-    exp = read_experiment(config.experiment_dir)
-    for name, folder in exp["models"].items():  # every input checked before anything is written
-        _results(config.experiment_dir, folder)
-    out = os.path.join(config.experiment_dir, "analysis")
-    extra = {}
+def _checked_inputs(experiment_dir: str) -> tuple[dict, int]:
+    """A replicate's experiment.json and its seed, every results file read
+    (a corrupt one is named before anything is written)."""
+    exp = read_experiment(experiment_dir)
+    seeds = {int(_results(experiment_dir, folder)["config"]["seed"]) for folder in exp["models"].values()}
+    if len(seeds) != 1:
+        raise UsageError(f"--experiment_dir: the models of {experiment_dir} were trained with different "
+                         f"seeds {sorted(seeds)}; one replicate has one seed")
+    return exp, seeds.pop()
+
+
+def analyze_replicate(experiment_dir: str, log=print, table: bool = True) -> tuple[list, dict]:
+    """The analysis of one replicate, written to its `analysis/`; returns its
+    claims (seeded with the replicate's seed) and the data the figures over
+    seeds need."""
+    exp, seed = _checked_inputs(experiment_dir)
+    out = os.path.join(experiment_dir, "analysis")
     # One analysis writes the folder at a time; what a killed one left is removed.
     with workdir.run_lock(out, flag="experiment_dir"):
-        if exp["experiment"] == "hierarchy":
-            paths, results = analyze_hierarchy(config.experiment_dir, exp, out, config.seed)
-        else:
-            paths, results, extra = analyze_dsprites(config.experiment_dir, exp, out)
-        extra["cka_models"], cka_paths = cka_between_models(config.experiment_dir, exp, out, config.seed)
+        analyze = analyze_hierarchy if exp["experiment"] == names.HIERARCHY else analyze_dsprites
+        paths, results, extra, data = analyze(experiment_dir, exp, out, seed)
+        for c in results:
+            c.seeds = [seed]
+        extra["cka_models"], cka_paths = cka_between_models(experiment_dir, exp, out, seed)
         paths += cka_paths
         files.atomic_write_json(os.path.join(out, "claims.json"),
-                                {"experiment": exp["experiment"], "claims": [c.to_json() for c in results],
+                                {"experiment": exp["experiment"], "seed": seed,
+                                 "claims": [c.to_json() for c in results],
                                  **extra, "provenance": files.provenance()})
-    log(claims_lib.format_table(results))
+    if table:
+        log(claims_lib.format_table(results))
     log(f"wrote {len(paths)} figure files and claims.json in {out}")
-    return results
+    return results, data
+
+
+def _figures_over_seeds(experiment: str, data: dict, out: str) -> tuple[list, dict]:
+    from simclr_controlled import figures
+    if experiment == names.HIERARCHY:
+        records = {s: d["records"] for s, d in data.items()}
+        draw = {"channel_preference": figures.channel_preference_over_seeds,
+                "similarity": figures.similarity_over_seeds}
+        paths = []
+        for kind, which, stem, title in _HIERARCHY_FIGURES:
+            paths += draw[kind](records, which, os.path.join(out, stem), title)[0]
+        return paths, {}
+    dec = {s: d["decodability"] for s, d in data.items()}
+    tables = {s: d["invariance"] for s, d in data.items()}
+    paths = figures.decodability_over_seeds(dec, os.path.join(out, "fig3_decodability"),
+                                            "Fig. 3: linear decodability (best validation accuracy)")[0]
+    paths += figures.invariance_bars_over_seeds(tables, os.path.join(out, "invariance"),
+                                                "decodability at head_input minus at head_out")[0]
+    return paths, {"invariance": claims_lib.invariance_over_seeds(tables, seed=POOLED_BOOTSTRAP_SEED)}
+
+
+def run(config: Config, log=print) -> list:
+    """One replicate: its analysis. Several: each replicate's, then the
+    claims pooled over seeds and the figures with bands in `E/analysis/`."""
+    exp = experiment.read(config.experiment_dir)
+    if "replicates" not in exp:
+        return analyze_replicate(config.experiment_dir, log)[0]
+    dirs = experiment.replicate_dirs(config.experiment_dir, exp)
+    for d in dirs.values():  # every input of every seed checked before anything is written
+        _checked_inputs(d)
+    per_seed, data = {}, {}
+    for s, d in dirs.items():
+        log(f"seed {s}: analyzing {d}")
+        per_seed[s], data[s] = analyze_replicate(d, log, table=False)
+        log("  " + "  ".join(f"{c.name} {c.verdict}" for c in per_seed[s]))
+    pooled = claims_lib.pool_claims(per_seed, seed=POOLED_BOOTSTRAP_SEED)
+    out = os.path.join(config.experiment_dir, "analysis")
+    with workdir.run_lock(out, flag="experiment_dir"):
+        paths, extra = _figures_over_seeds(exp["experiment"], data, out)
+        files.atomic_write_json(os.path.join(out, "claims.json"), {
+            "experiment": exp["experiment"], "seeds": sorted(dirs),
+            "claims": [c.to_json() for c in pooled],
+            "per_seed": {str(s): {c.name: c.verdict for c in per_seed[s]} for s in sorted(dirs)},
+            **extra, "provenance": files.provenance()})
+    log(claims_lib.format_table(pooled))
+    if "invariance" in extra:
+        log(claims_lib.format_invariance_table(extra["invariance"]))
+    log(f"wrote {len(paths)} figure files and the pooled claims.json in {out}")
+    return pooled

@@ -1,13 +1,16 @@
-"""`--mode=reproduce`: one paper experiment end to end: train every
-model, probe each, analyze. Rerunning skips what is finished (a trained model
-is not retrained; a probed checkpoint is not probed again) and resumes what is
-not, from its latest checkpoint. `check` (through `modes.check`) checks every
-model folder before TensorFlow starts and anything is written.
+"""`--mode=reproduce`: one paper experiment end to end, over one seed or
+several (`--seeds`): train every model of every replicate, probe each,
+analyze (per seed and pooled). Rerunning skips what is finished (a trained
+model is not retrained; a probed checkpoint is not probed again) and
+resumes what is not, from its latest checkpoint, so an interrupted
+five-seed run continues where it stopped. `check` (through `modes.check`)
+checks every model folder of every seed before TensorFlow starts and
+anything is written. Layout: `modes.experiment`.
 
 hierarchy: one LeNet per temperature in `--temperatures` (paper 0.1, 0.5,
-1.0), same dataset and initialization (`--seed`). dsprites_mod: one model per
-augmentation preset in `--augment_presets` plus `untrained` (the same
-initialization, saved before any step).
+1.0), same dataset and initialization (the replicate's seed). dsprites_mod:
+one model per augmentation preset in `--augment_presets` plus `untrained`
+(the same initialization, saved before any step).
 """
 from __future__ import annotations
 
@@ -19,24 +22,15 @@ from simclr_controlled import checkpoints, files
 from simclr_controlled import config as config_lib
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
-from simclr_controlled.modes import analyze, train
+from simclr_controlled.modes import analyze, experiment, train
 
 
 def experiment_models(config: Config) -> dict[str, Config]:
-    """name -> the Config of each model of the experiment."""
-    base = dataclasses.replace(config, dataset=config.experiment, mode="train").with_dataset_defaults()
-    root = config.experiment_dir
-    if config.experiment == "hierarchy":
-        return {f"temperature_{t:g}": dataclasses.replace(base, temperature=float(t),
-                                                          model_dir=os.path.join(root, f"temperature_{t:g}"))
-                for t in config.temperatures}
-    models = {"untrained": dataclasses.replace(base, augment="none", model_dir=os.path.join(root, "untrained"))}
-    for preset in config.augment_presets:
-        models[preset] = dataclasses.replace(base, augment=preset, model_dir=os.path.join(root, preset))
-    return models
+    """name -> the Config of each model of a one-seed experiment."""
+    return experiment.models(config)
 
 
-def _probed_step(model_dir: str) -> int | None:
+def probed_step(model_dir: str) -> int | None:
     """The step of the checkpoint `probe/results.json` describes (None: not probed).
 
     UsageError naming the file when it is corrupt."""
@@ -51,36 +45,49 @@ def _probed_step(model_dir: str) -> int | None:
 
 
 def check(config: Config) -> None:
-    """Every model of the experiment: its settings and its folder (reads only;
-    `modes.check` has checked the flags and the experiment folder)."""
-    for c in experiment_models(config).values():
-        config_lib.validate(c)
-        train.check(c, flag="experiment_dir")
-        _probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
+    """Every model of every replicate: its settings and its folder (reads
+    only; `modes.check` has checked the flags and the experiment folder)."""
+    experiment.check_layout(config)
+    for rep in experiment.replicates(config).values():
+        if config.seeds:
+            experiment.check_layout(rep)
+        for c in experiment.models(rep).values():
+            config_lib.validate(c)
+            train.check(c, flag="experiment_dir")
+            probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
+
+
+def _train_and_probe(name: str, c: Config, log) -> int:
+    from simclr_controlled.modes import probe  # imports TensorFlow
+    if c.untrained:
+        train.save_untrained_model(c, log)
+    else:
+        status = train.train_one_model(c)
+        if status:
+            return status
+    latest = checkpoints.step_of(checkpoints.listed(c.model_dir, "latest")[0])
+    if probed_step(c.model_dir) == latest:
+        log(f"  {name}: already probed at step {latest}")
+    else:
+        probe.run(dataclasses.replace(c, mode="probe", checkpoints="latest"), log)
+    return 0
 
 
 def run(config: Config, log=print) -> int:
-    from simclr_controlled.modes import probe  # imports TensorFlow
-    models = experiment_models(config)
-    files.atomic_write_json(os.path.join(config.experiment_dir, "experiment.json"),
-                         {"experiment": config.experiment,
-                          "models": {name: name for name in models},
-                          "provenance": files.provenance()})
+    experiment.write(config)
+    reps = experiment.replicates(config)
+    jobs = [(s, name, c) for s, rep in reps.items() for name, c in experiment.models(rep).items()]
     t0 = time.perf_counter()
-    for i, (name, c) in enumerate(models.items(), 1):
+    for i, (s, name, c) in enumerate(jobs, 1):
         elapsed = time.perf_counter() - t0
-        log(f"[{i}/{len(models)}] {name} (experiment time so far {elapsed / 60:.1f} min)")
-        if name == "untrained":
-            train.save_untrained_model(c, log)
-        else:
-            status = train.train_one_model(c)
-            if status:
-                return status
-        latest = checkpoints.step_of(checkpoints.listed(c.model_dir, "latest")[0])
-        if _probed_step(c.model_dir) == latest:
-            log(f"  {name}: already probed at step {latest}")
-        else:
-            probe.run(dataclasses.replace(c, mode="probe", checkpoints="latest"), log)
-    log(f"all {len(models)} models trained and probed in {(time.perf_counter() - t0) / 60:.1f} min; analyzing")
+        where = f"seed {s}, {name}" if config.seeds else name
+        log(f"[{i}/{len(jobs)}] {where} (experiment time so far {elapsed / 60:.1f} min)")
+        status = _train_and_probe(name, c, log)
+        if status:
+            return status
+    log(f"all {len(jobs)} models trained and probed in {(time.perf_counter() - t0) / 60:.1f} min; analyzing")
     analyze.run(dataclasses.replace(config, mode="analyze"), log)
+    if not config.seeds:
+        log(f"this is one replicate (seed {config.seed}); for verdicts over seeds run the same "
+            "command with --seeds=0,1,2,3,4 and another --experiment_dir")
     return 0

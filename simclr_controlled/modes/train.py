@@ -30,8 +30,12 @@ def train_one_model(config: Config, eval_hook=None) -> int:
 
     0 when finished, 1 on a non-finite loss (the last good checkpoint is
     kept), 128 + the signal number when SIGINT/SIGTERM stopped it (a
-    checkpoint was saved; the same command resumes).
+    checkpoint was saved; the same command resumes). With `untrained`, the
+    initialization is saved instead (`save_untrained_model`).
     """
+    if config.untrained:
+        save_untrained_model(config)
+        return 0
     dataset = common.load_dataset(config)
     if config.train_batch_size > len(dataset.train_idx):
         raise UsageError(f"--train_batch_size: must be at most the {len(dataset.train_idx)} "
@@ -70,8 +74,8 @@ def train_one_model(config: Config, eval_hook=None) -> int:
 
 
 def save_untrained_model(config: Config, log=print) -> None:
-    """reproduce's `untrained` baseline: the initialization every trained model
-    starts from, saved as step 0 (kept when it exists)."""
+    """The `untrained` baseline (`--untrained`): the initialization every
+    trained model of the seed starts from, saved as step 0 (kept when it exists)."""
     from simclr_controlled import train as train_lib
     dataset = common.load_dataset(config)
     workdir.lock_config(config, log)
