@@ -206,18 +206,22 @@ def _one_line(text: str) -> str:
     return line[0][:200] if line else "unreadable"
 
 
-def resume_point(model_dir: str, recover: bool, log=print) -> str | None:
+def resume_point(model_dir: str, recover: bool, log=print) -> tuple[str | None, bool]:
     """The checkpoint a training run resumes from (None: a fresh start), after
-    checking it; with `recover`, the newest intact one. Reads only.
+    reading every tensor of it; with `recover`, the newest intact one. Reads
+    only; `check_resumable` runs first (cheap: no TensorFlow), so a caller
+    that skipped `modes.check` is refused the same way.
 
-    UsageError naming the corrupt checkpoint when it cannot be read and
-    `recover` is off.
+    Returns (checkpoint, whether the state file must be rebuilt to name it:
+    only with `recover`). UsageError naming the corrupt checkpoint when it
+    cannot be read and `recover` is off.
     """
     check_resumable(model_dir, recover)
     try:
         state = read_state(model_dir)
     except CorruptState:
-        state = None  # only reachable with recover
+        state = None  # only reachable with recover (check_resumable refused it otherwise)
+    listed = state.latest if state is not None else None
     candidates = on_disk(model_dir)
     if state is not None:
         candidates = sorted(set(candidates) | set(state.all), key=step_of)
@@ -225,10 +229,10 @@ def resume_point(model_dir: str, recover: bool, log=print) -> str | None:
     else:
         newest = candidates[-1] if candidates else None
     if newest is None:
-        return None
+        return None, recover and os.path.lexists(state_path(model_dir))
     reason = verify(newest)
     if reason is None and state is not None:
-        return newest
+        return newest, False
     if not recover:
         raise UsageError(f"{newest}: corrupt checkpoint ({reason}); rerun with --recover to resume "
                          f"from the newest intact checkpoint, or move {ckpt_dir(model_dir)} aside to "
@@ -237,9 +241,9 @@ def resume_point(model_dir: str, recover: bool, log=print) -> str | None:
     for p in reversed(older):
         why = reason if p == newest else verify(p)
         if why is None:
-            return p
+            return p, p != listed
         log(f"warning: --recover: skipping {p} ({why})")
-    return None
+    return None, True
 
 
 def rebuild_state(model_dir: str, resume_from: str | None) -> None:

@@ -354,7 +354,7 @@ def test_every_writer_goes_through_atomic_io():
                 hits[f"{os.path.relpath(path, ROOT)}:{n}"] = line.strip()
     assert hits == {}
     # and the writers of the results files all record provenance
-    for name in ("workdir.py", "modes/probe.py", "modes/analyze.py", "modes/reproduce.py"):
+    for name in ("workdir.py", "modes/probe.py", "modes/analyze.py", "modes/experiment.py"):
         assert "files.provenance()" in open(os.path.join(PACKAGE, name)).read(), name
 
 

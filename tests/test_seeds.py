@@ -121,6 +121,12 @@ def test_one_seed_and_multi_seed_folders_are_not_mixed(tmp_path):
     assert "seed_0" in out.stderr and os.listdir(multi) == ["experiment.json"]
 
 
+def test_seeds_only_for_experiment_modes(tmp_path):
+    out = run("--mode=train", f"--model_dir={tmp_path / 'm'}", "--seeds=0,1")
+    assert out.returncode == 2 and out.stderr.startswith("error: --seeds: only for --mode=reproduce")
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("value,words", [
     ("a,b", "--seeds: expected comma-separated integers >= 0"),
     ("1,1", "--seeds: comma-separated distinct integers"),

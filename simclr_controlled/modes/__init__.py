@@ -32,6 +32,9 @@ def check(config: Config) -> None:
     Reads only. Raises UsageError naming the flag or file.
     """
     config_lib.validate(config)
+    if config.seeds and config.mode not in config_lib.EXPERIMENT_MODES:
+        raise UsageError(f"--seeds: only for --mode=reproduce or --mode=plan (one replicate per seed); "
+                         f"--mode={config.mode} takes one --seed")
     if config.mode == "show":
         workdir.check_output_dir(config.model_dir)
     elif config.mode == "train":

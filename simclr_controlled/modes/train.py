@@ -47,17 +47,15 @@ def train_one_model(config: Config, eval_hook=None) -> int:
     chief = strategy_lib.is_chief(strategy)
     # Reads every tensor of the checkpoint to resume from: a corrupt one is
     # named here, before anything is written (or skipped with --recover).
-    state_before = checkpoints.latest_listed(config.model_dir) if not config.recover else None
-    resume_from = checkpoints.resume_point(config.model_dir, config.recover)
+    resume_from, rebuild = checkpoints.resume_point(config.model_dir, config.recover)
     # The first writes (the run lock, then config.json): every check above passed.
     with workdir.run_lock(config.model_dir, reuse_held=True) if chief else contextlib.nullcontext():
         if chief:
-            if config.recover and resume_from != _listed_or_none(config.model_dir):
+            if rebuild:
                 checkpoints.rebuild_state(config.model_dir, resume_from)
                 print(f"warning: --recover: resuming from "
                       f"{os.path.basename(resume_from) if resume_from else 'step 0 (no intact checkpoint)'}; "
                       f"rebuilt {checkpoints.state_path(config.model_dir)}", file=sys.stderr)
-            assert config.recover or resume_from == state_before
             workdir.lock_config(config)
         if eval_hook is None and config.dataset == "hierarchy" and config.eval_every_epochs:
             from simclr_controlled.probes import hierarchy_stats
@@ -80,10 +78,3 @@ def save_untrained_model(config: Config, log=print) -> None:
     dataset = common.load_dataset(config)
     workdir.lock_config(config, log)
     train_lib.save_initial(config, dataset)
-
-
-def _listed_or_none(model_dir: str) -> str | None:
-    try:
-        return checkpoints.latest_listed(model_dir)
-    except checkpoints.CorruptState:
-        return None
