@@ -43,7 +43,18 @@ flags.DEFINE_string("branching", "10,10,10,10", "hierarchy: branching factor per
 flags.DEFINE_integer("mask_size", 38, "hierarchy: mask side in pixels.")
 flags.DEFINE_integer("crop_size", 28, "hierarchy: random-crop side (no resize).")
 flags.DEFINE_float("val_fraction", 0.1, "hierarchy: fraction of items held out.")
-flags.DEFINE_enum("shape", "square", names.SHAPES, "dsprites_mod: sprite shape.")
+flags.DEFINE_enum("shape", "square", names.SHAPES, "dsprites_mod, factors: sprite shape (factors: "
+                  "when `shape` is not in --factors).")
+flags.DEFINE_string("factors", names.DSPRITES_MOD_FACTORS, "factors: the factors that vary and their "
+                    "counts, name:count,... from color (HUSL hues, <= 360), shape (square, ellipse, "
+                    "heart, <= 3), scale ([0.5, 1], <= 64), orientation ([0, 2 pi), <= 360), x, y "
+                    "(<= 64), each >= 2; a factor not listed is fixed (white, --shape, scale 1, "
+                    "angle 0, centred). Default: dsprites_mod's cross (DESIGN §1.3).")
+flags.DEFINE_integer("max_items", 0, "factors: at most this many items, a random subset of the "
+                     "cross drawn with --seed (0: the full cross).")
+flags.DEFINE_integer("random_bits", 0, "Easy feature (DESIGN §1.4): k extra input channels (0 to 64), "
+                     "each a constant 0 or 1 per item drawn with --seed, the same in both views and "
+                     "untouched by augmentation (RandBits, Chen, Luo & Li 2021).")
 # Model and augmentation (DESIGN §2, §3).
 flags.DEFINE_enum("model", None, names.MODELS, "Backbone (default: the paper's for the dataset).")
 flags.DEFINE_float("width_multiplier", 1.0, "Scales the backbone's widths.")

@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from simclr_controlled import footprint, names
+from simclr_controlled import data_spec, footprint, names
 from simclr_controlled.errors import UsageError
 
 # The allowed values come from `names` (no TensorFlow), so `validate` runs
@@ -49,6 +49,7 @@ MAX_DECODER_EPOCHS = 10_000
 MODEL_MODES = ("train", "reproduce", "plan")
 # Modes that lay out a whole experiment (`--experiment`, `--seeds`).
 EXPERIMENT_MODES = ("reproduce", "plan")
+DATA_MODES = ("show",) + MODEL_MODES  # modes that make the data from these flags (its memory check)
 
 # Paper settings (DESIGN §3.4; paper Sec. 2, App. A.1, A.2).
 PAPER_DEFAULTS = {
@@ -57,13 +58,14 @@ PAPER_DEFAULTS = {
     names.DSPRITES_MOD: dict(model=names.RESNET18, augment="crop_jitter", temperature=0.5,
                              train_batch_size=128, train_epochs=200, learning_rate=1e-3),
 }
+PAPER_DEFAULTS[names.FACTORS] = PAPER_DEFAULTS[names.DSPRITES_MOD]  # its paper configuration
 
 # Settings that change the data or the model: a `model_dir` made with one
 # value refuses another.
 LOCKED = ("dataset", "seed", "branching", "mask_size", "crop_size", "val_fraction",
-          "shape", "model", "width_multiplier", "head_widths", "resnet_stem", "augment",
-          "color_jitter_strength", "flip", "temperature", "train_batch_size",
-          "learning_rate", "weight_decay", "mixed_precision")
+          "shape", "factors", "max_items", "random_bits", "model", "width_multiplier",
+          "head_widths", "resnet_stem", "augment", "color_jitter_strength", "flip", "temperature",
+          "train_batch_size", "learning_rate", "weight_decay", "mixed_precision")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,9 @@ class Config:
     crop_size: int = 28
     val_fraction: float = 0.1
     shape: str = "square"
+    factors: str = names.DSPRITES_MOD_FACTORS  # DESIGN §1.3
+    max_items: int = 0
+    random_bits: int = 0  # DESIGN §1.4
     # Model (DESIGN §3.1).
     model: str | None = None
     width_multiplier: float = 1.0
@@ -129,9 +134,13 @@ class Config:
     def dataset_params(self) -> dict[str, Any]:
         """Keyword arguments of `datasets.get_dataset` for this run."""
         if self.dataset == names.HIERARCHY:
-            return dict(branching=tuple(self.branching), mask_size=self.mask_size,
-                        crop_size=self.crop_size, val_fraction=self.val_fraction)
-        return dict(shape=self.shape)
+            params = dict(branching=tuple(self.branching), mask_size=self.mask_size,
+                          crop_size=self.crop_size, val_fraction=self.val_fraction)
+        elif self.dataset == names.FACTORS:
+            params = dict(factors=self.factors, max_items=self.max_items, shape=self.shape)
+        else:
+            params = dict(shape=self.shape)
+        return dict(params, random_bits=self.random_bits)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -213,13 +222,8 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
     # The fixed-choice flags are absl enums in run.py, so only a Config made
     # in code (or read from a config.json) gets here with a value outside
     # them; `--augment` within the enum but of the other dataset gets here too.
-    choice("mode")
-    choice("dataset")
-    choice("model")
-    choice("augment")
-    choice("strategy")
-    choice("jit_compile")
-    choice("mixed_precision")
+    for flag in ("mode", "dataset", "model", "augment", "strategy", "jit_compile", "mixed_precision"):
+        choice(flag)
     need(isinstance(c.seed, int) and 0 <= c.seed <= MAX_SEED, "seed",
          f"must be an integer in [0, {MAX_SEED}]", c.seed)
     need(finite(c.temperature) and c.temperature > 0, "temperature", "must be a finite number > 0",
@@ -280,6 +284,8 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
     need(positive_int(c.mask_size), "mask_size", "must be a positive integer", c.mask_size)
     need(isinstance(c.crop_size, int) and 0 < c.crop_size <= c.mask_size, "crop_size",
          f"must be an integer in [1, mask_size={c.mask_size}]", c.crop_size)
+    # --factors, --max_items, --random_bits, and the data's memory where these flags make it.
+    data_spec.check(c, memory_bytes if c.mode in DATA_MODES else 0)
     if c.mode in MODEL_MODES:
         trained = c
         if c.mode in EXPERIMENT_MODES:

@@ -33,8 +33,9 @@ activations would take half, so the estimate stays conservative):
   the 6 x largest covers the backward pass's live gradients and
   convolution workspace.
 `RUNTIME_BYTES` (1 GiB) is TensorFlow's own resident memory on a CPU; the
-memory check adds it. Not counted: the dataset (hierarchy at most 4 GiB by
-its own cap, dSprites 0.75 GiB) and the input pipeline's prefetched batches.
+memory check adds it. Not counted: the dataset (checked on its own by
+`data_spec.check`; hierarchy at most 4 GiB by its own cap, dSprites 0.75 GiB)
+and the input pipeline's prefetched batches.
 
 Checked against the growth of peak RSS through a real step
 (tests/test_footprint.py): the estimate is conservative but close; the
@@ -61,7 +62,7 @@ RESNET_BLOCKS_PER_STAGE = (2, 2, 2, 2)
 RESNET_STEMS = names.RESNET_STEMS
 DEFAULT_HEAD_WIDTHS = {LENET: (120, 84, 84), RESNET18: (512, 512, 128)}
 HEAD_OUT_BIAS = {LENET: True, RESNET18: False}
-# dsprites_mod images (datasets/dsprites_mod.py IMAGE_SIZE, RGB).
+# dsprites_mod and factors images (datasets/sprites.py IMAGE_SIZE, RGB).
 DSPRITES_SHAPE = (64, 64, 3)
 
 BYTES_PER_VALUE = 4  # float32
@@ -208,10 +209,12 @@ class StepMemory:
 
 
 def model_input_shape(config: Any) -> tuple[int, int, int]:
-    """The model's input shape for a run (train.input_shape without the data)."""
+    """The model's input shape for a run (train.input_shape without the data):
+    the dataset's channels plus `--random_bits` (DESIGN §1.4)."""
+    bits = getattr(config, "random_bits", 0)
     if config.dataset == HIERARCHY:
-        return (config.crop_size, config.crop_size, len(config.branching))
-    return DSPRITES_SHAPE
+        return (config.crop_size, config.crop_size, len(config.branching) + bits)
+    return DSPRITES_SHAPE[:2] + (DSPRITES_SHAPE[2] + bits,)
 
 
 def step_memory_of(model: str, input_shape, batch_size: int, width_multiplier: float = 1.0,

@@ -13,6 +13,11 @@ rows [r*n, (r+1)*n). View v of item i at epoch e is augmented with seeds that
 depend only on (seed, e, i, v). A run resumed at step s therefore sees
 exactly the batches and views an uninterrupted run sees, whatever the number
 of replicas or input pipelines.
+
+Random bits (DESIGN §1.4): with `random_bits` [N, k] (`Dataset.random_bits`),
+each view gets the item's k bits appended as constant channels after its
+augmentation, so both views carry the same bits and no augmentation touches
+them; evaluation batches get them after the center crop.
 """
 from __future__ import annotations
 
@@ -30,6 +35,21 @@ def steps_per_epoch(num_items: int, global_batch_size: int) -> int:
     return num_items // global_batch_size
 
 
+def append_bits(images: tf.Tensor, bits: tf.Tensor) -> tf.Tensor:
+    """[B, H, W, C] float32 with bits [B, k] (0/1) appended as k constant channels."""
+    # ones x bits broadcasts to [B, H, W, k] and keeps the static shape.
+    planes = tf.ones_like(images[..., :1]) * tf.cast(bits, images.dtype)[:, None, None, :]
+    return tf.concat([images, planes], axis=-1)
+
+
+def _bits_fn(random_bits: np.ndarray | None):
+    """fn(images, index) appending the items' bits, or the identity without bits."""
+    if random_bits is None or np.shape(random_bits)[1] == 0:
+        return lambda images, index: images
+    bits_t = tf.constant(np.asarray(random_bits, np.uint8))
+    return lambda images, index: append_bits(images, tf.gather(bits_t, index))
+
+
 def _pipeline_layout(input_context: tf.distribute.InputContext | None, global_batch_size: int):
     if input_context is None:
         return 1, 0, 1
@@ -39,9 +59,11 @@ def _pipeline_layout(input_context: tf.distribute.InputContext | None, global_ba
 
 
 def train_input_fn(images: np.ndarray, train_idx: np.ndarray, *, global_batch_size: int,
-                   seed: int, augment_fn: AugmentFn, start_step: int, total_steps: int
+                   seed: int, augment_fn: AugmentFn, start_step: int, total_steps: int,
+                   random_bits: np.ndarray | None = None
                    ) -> Callable[[tf.distribute.InputContext | None], tf.data.Dataset]:
-    """Per-replica batches {'view_a', 'view_b', 'index'} for steps [start_step, total_steps)."""
+    """Per-replica batches {'view_a', 'view_b', 'index'} for steps [start_step, total_steps);
+    `random_bits` [N, k] are appended to both views after augmentation."""
     num_train = len(train_idx)
     per_epoch = steps_per_epoch(num_train, global_batch_size)
     if per_epoch < 1:
@@ -54,6 +76,7 @@ def train_input_fn(images: np.ndarray, train_idx: np.ndarray, *, global_batch_si
         per_replica = global_batch_size // num_replicas
         images_t = tf.constant(images)
         train_t = tf.constant(train_idx, tf.int64)
+        with_bits = _bits_fn(random_bits)
 
         def element(k):
             # k counts (step, local replica) pairs of this input pipeline.
@@ -65,11 +88,12 @@ def train_input_fn(images: np.ndarray, train_idx: np.ndarray, *, global_batch_si
             start = (step % per_epoch) * global_batch_size + replica * per_replica
             index = tf.gather(train_t, order[start:start + per_replica])
             batch = tf.gather(images_t, index)
-            return {
-                "view_a": augment_fn(batch, augment_lib.view_seeds(seed, epoch, index, 0)),
-                "view_b": augment_fn(batch, augment_lib.view_seeds(seed, epoch, index, 1)),
-                "index": index,
-            }
+
+            def view(v):  # augmented, then the bits appended
+                seeds = augment_lib.view_seeds(seed, epoch, index, v)
+                return with_bits(augment_fn(batch, seeds), index)
+
+            return {"view_a": view(0), "view_b": view(1), "index": index}
 
         ds = tf.data.Dataset.range(start_step * local_replicas, total_steps * local_replicas)
         ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -82,12 +106,13 @@ def train_input_fn(images: np.ndarray, train_idx: np.ndarray, *, global_batch_si
 
 
 def eval_input_fn(images: np.ndarray, indices: np.ndarray, *, batch_size: int,
-                  crop_size: int | None = None
+                  crop_size: int | None = None, random_bits: np.ndarray | None = None
                   ) -> Callable[[tf.distribute.InputContext | None], tf.data.Dataset]:
     """Un-augmented batches {'image', 'index'} in the given order, last batch kept.
 
     The hierarchy's evaluation input is the center crop (DESIGN §1.1); pass
-    `crop_size=None` for no crop (dsprites_mod).
+    `crop_size=None` for no crop (dsprites_mod, factors). `random_bits` [N, k]
+    are appended after the crop (DESIGN §1.4).
     """
 
     def input_fn(input_context=None):
@@ -95,12 +120,13 @@ def eval_input_fn(images: np.ndarray, indices: np.ndarray, *, batch_size: int,
         if input_context is not None and input_context.num_input_pipelines > 1:
             ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         images_t = tf.constant(images)
+        with_bits = _bits_fn(random_bits)
 
         def element(index):
             batch = tf.gather(images_t, index)
             if crop_size is not None:
                 batch = augment_lib.center_crop(batch, crop_size)
-            return {"image": batch, "index": index}
+            return {"image": with_bits(batch, index), "index": index}
 
         per_batch = batch_size if input_context is None else input_context.get_per_replica_batch_size(batch_size)
         return ds.batch(per_batch).map(element).prefetch(tf.data.AUTOTUNE)

@@ -14,11 +14,12 @@ from __future__ import annotations
 # --mode.
 MODES = ("show", "train", "probe", "analyze", "reproduce", "plan")
 
-# --dataset; --experiment (one experiment per dataset, named after it).
+# --dataset; --experiment (one experiment per paper dataset, named after it).
 HIERARCHY = "hierarchy"
 DSPRITES_MOD = "dsprites_mod"
-DATASETS = (HIERARCHY, DSPRITES_MOD)
-EXPERIMENTS = DATASETS
+FACTORS = "factors"  # the factor datasets (DESIGN §1.3); dsprites_mod is their paper configuration
+DATASETS = (HIERARCHY, DSPRITES_MOD, FACTORS)
+EXPERIMENTS = (HIERARCHY, DSPRITES_MOD)
 
 # --model.
 LENET = "lenet"
@@ -32,10 +33,17 @@ RESNET_STEMS = ("cifar", "imagenet")
 CROP = "crop"
 AUGMENT_PRESETS = ("none", "color_jitter", "random_crop", "crop_jitter")
 AUGMENTATIONS = AUGMENT_PRESETS + (CROP,)
-AUGMENTATIONS_BY_DATASET = {HIERARCHY: (CROP,), DSPRITES_MOD: AUGMENT_PRESETS}
+AUGMENTATIONS_BY_DATASET = {HIERARCHY: (CROP,), DSPRITES_MOD: AUGMENT_PRESETS, FACTORS: AUGMENT_PRESETS}
 
-# --shape (dsprites_mod sprites).
+# --shape (dsprites_mod and factors sprites; also the values of the `shape` factor, in order).
 SHAPES = ("square", "ellipse", "heart")
+
+# --factors (DESIGN §1.3): the factors a factor dataset may vary, in item order
+# (dSprites' order; the last listed varies fastest), and dsprites_mod's cross.
+FACTOR_NAMES = ("color", "shape", "scale", "orientation", "x", "y")
+DSPRITES_MOD_FACTORS = "color:10,scale:6,x:16,y:16"
+# The factor the decoders read for x and y together (x * count_y + y).
+POSITION = "position"
 
 # Hardware: --strategy, --jit_compile, --mixed_precision.
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")

@@ -2,7 +2,9 @@
 (`--mode=show`, in `modes/show.py`). Hierarchy: one row per
 top-level class, each item drawn as its L channels side by side (top level
 first). dsprites_mod: one row per colour, columns sweep scale and then
-position."""
+position. factors: one row per value of the first factor (at most 10),
+columns evenly spaced over that row's items (item order: the last factor
+varies fastest)."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +28,15 @@ def sample_grid(dataset: Dataset, columns: int = 6) -> tuple[np.ndarray, list[st
                      for img in imgs]
             rows.append(tiles)
             names.append(f"level_0 class {c}")
+        return rows, names
+    if dataset.name != "dsprites_mod":
+        first = next(k for k in labels if k != "position")
+        rows, names = [], []
+        for v in np.unique(labels[first])[:10]:
+            items = np.flatnonzero(labels[first] == v)
+            pick = items[np.linspace(0, len(items) - 1, min(columns, len(items))).astype(int)]
+            rows.append([dataset.images[i] for i in pick])
+            names.append(f"{first} {v}")
         return rows, names
     rows, names = [], []
     mid = labels["x"].max() // 2

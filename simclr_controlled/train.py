@@ -60,6 +60,7 @@ class TrainState:
 
 def input_shape(config: Config, dataset: Dataset) -> tuple[int, int, int]:
     h, w, c = dataset.images.shape[1:]
+    c += dataset.random_bits.shape[1]  # constant bit channels appended after augmentation (DESIGN §1.4)
     if config.dataset == "hierarchy":
         return (config.crop_size, config.crop_size, c)
     return (h, w, c)
@@ -306,7 +307,8 @@ def train(config: Config, dataset: Dataset, *, strategy=None, eval_hook: EvalHoo
 
     input_fn = input_pipeline.train_input_fn(
         dataset.images, dataset.train_idx, global_batch_size=config.train_batch_size,
-        seed=config.seed, augment_fn=augment_fn(config), start_step=start, total_steps=final)
+        seed=config.seed, augment_fn=augment_fn(config), start_step=start, total_steps=final,
+        random_bits=dataset.random_bits)
     iterator = iter(strategy.distribute_datasets_from_function(input_fn))
     jit = config.jit_compile == "on" or (config.jit_compile == "auto" and strategy_lib.uses_accelerator(strategy))
     if jit and not strategy_lib.is_tpu(strategy) and _op_determinism_enabled(config):

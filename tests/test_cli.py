@@ -345,7 +345,8 @@ OTHER_VALUE = dict(dataset="dsprites_mod", seed=1, branching=(4, 4, 2), mask_siz
                    val_fraction=0.2, shape="heart", model="resnet18", width_multiplier=0.5,
                    head_widths=(8, 8, 4), augment="none", color_jitter_strength=1.0, flip=True,
                    temperature=0.1, train_batch_size=8, learning_rate=1e-4, weight_decay=1e-4,
-                   mixed_precision="bfloat16", resnet_stem="imagenet")
+                   mixed_precision="bfloat16", resnet_stem="imagenet", factors="color:3,x:4",
+                   max_items=100, random_bits=2)
 
 
 def test_lock_refuses_every_locked_setting_and_writes_nothing(tmp_path):

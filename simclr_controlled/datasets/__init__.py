@@ -1,5 +1,7 @@
-"""The two controlled datasets (DESIGN §1) behind one entry, `get_dataset`."""
+"""The controlled datasets (DESIGN §1) behind one entry, `get_dataset`."""
 from __future__ import annotations
+
+import dataclasses
 
 from simclr_controlled import names
 from simclr_controlled.datasets.record import Dataset  # noqa: F401 (the package's record type)
@@ -8,15 +10,27 @@ from simclr_controlled.errors import UsageError
 DATASETS = names.DATASETS
 
 
-def get_dataset(name: str, seed: int = 0, **params) -> Dataset:
-    """Generates dataset `name` deterministically from `seed`.
+def get_dataset(name: str, seed: int = 0, random_bits: int = 0, **params) -> Dataset:
+    """Generates dataset `name` deterministically from `seed`, with `random_bits`
+    bits per item (DESIGN §1.4; --random_bits, checked by config.validate, asserted).
 
     Raises UsageError (a ValueError) naming the parameter and allowed values.
     """
+    assert isinstance(random_bits, int) and random_bits >= 0, \
+        f"random_bits: must be an integer >= 0, got {random_bits!r}"
     if name == names.HIERARCHY:
         from simclr_controlled.datasets import hierarchy
-        return hierarchy.make_dataset(seed=seed, **params)
-    if name == names.DSPRITES_MOD:
+        dataset = hierarchy.make_dataset(seed=seed, **params)
+    elif name == names.DSPRITES_MOD:
         from simclr_controlled.datasets import dsprites_mod
-        return dsprites_mod.make_dataset(seed=seed, **params)
-    raise UsageError(f"dataset: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+        dataset = dsprites_mod.make_dataset(seed=seed, **params)
+    elif name == names.FACTORS:
+        from simclr_controlled.datasets import factors
+        dataset = factors.make_dataset(seed=seed, **params)
+    else:
+        raise UsageError(f"dataset: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    if not random_bits:
+        return dataset
+    from simclr_controlled.datasets import random_bits as bits_lib
+    return dataclasses.replace(dataset, random_bits=bits_lib.draw(seed, dataset.num_items, random_bits),
+                               params=dict(dataset.params, random_bits=random_bits))

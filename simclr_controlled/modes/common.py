@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from simclr_controlled.config import Config
-from simclr_controlled.datasets import Dataset
+from simclr_controlled.datasets import Dataset, random_bits
 
 
 def load_dataset(config: Config) -> Dataset:
@@ -13,9 +13,12 @@ def load_dataset(config: Config) -> Dataset:
 
 
 def eval_images(config: Config, dataset: Dataset) -> np.ndarray:
-    """Un-augmented inputs: the center crop for the hierarchy, as-is otherwise."""
-    if config.dataset != "hierarchy":
-        return dataset.images
-    m, c = config.mask_size, config.crop_size
-    o = (m - c) // 2
-    return dataset.images[:, o:o + c, o:o + c, :]
+    """Un-augmented model inputs: the center crop for the hierarchy, as-is
+    otherwise, with the item's random-bit channels appended (DESIGN §1.4;
+    a float32 copy [N, H, W, C + k] when k > 0)."""
+    images = dataset.images
+    if config.dataset == "hierarchy":
+        m, c = config.mask_size, config.crop_size
+        o = (m - c) // 2
+        images = images[:, o:o + c, o:o + c, :]
+    return random_bits.append(images, dataset.random_bits)

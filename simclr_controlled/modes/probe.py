@@ -40,12 +40,19 @@ def _pca_and_cka(acts: dict, idx: np.ndarray, cka_idx: np.ndarray, seed: int) ->
             {"layers": names, "linear": matrix.tolist(), "linear_debiased": matrix_debiased.tolist()})
 
 
+def decoded_factors(dataset: Dataset) -> list[str]:
+    """The factors with decoding splits, the paper's (color, scale, position) first."""
+    splits = dataset.decoding_splits
+    return [f for f in names.DSPRITES_FACTORS if f in splits] + \
+        [f for f in splits if f not in names.DSPRITES_FACTORS]
+
+
 def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dict:
     """Best validation accuracy of linear decoders, per layer and factor."""
     out: dict = {}
     for t in TAPS:
         out[t] = {}
-        for factor in names.DSPRITES_FACTORS:
+        for factor in decoded_factors(dataset):
             tr, va = dataset.decoding_splits[factor]
             y = dataset.labels[factor]
             res = decoding.decode(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1,
@@ -78,7 +85,8 @@ def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
         acts = activations.compute_activations(model, images)
         record["decodability"] = decodability(config, dataset, acts, log)
         record["pca"], record["cka"] = _pca_and_cka(acts, idx, cka_idx, config.seed)
-        record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in names.DSPRITES_PCA_FACTORS}
+        pca_factors = [k for k in dataset.labels if k != "position"]
+        record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in pca_factors}
     return record
 
 
