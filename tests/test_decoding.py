@@ -174,7 +174,7 @@ def test_seed_sets_the_batch_order():
     assert decoding.decode(*args, seed=2, **kw) != a
 
 
-@pytest.mark.parametrize("change, name", [
+BAD_INPUTS = [
     (dict(train_y=np.zeros(9, int)), "train_y"),
     (dict(val_x=np.zeros((5, 3), np.float32)), "val_x"),
     (dict(val_y=np.full(5, 4)), "val_y"),
@@ -186,7 +186,10 @@ def test_seed_sets_the_batch_order():
     (dict(learning_rates=[]), "learning_rates"),
     (dict(weight_decays=[-1.0]), "weight_decays"),
     (dict(train_x=np.full((10, 4), np.nan, np.float32)), "train_x"),
-])
+]
+
+
+@pytest.mark.parametrize("change, name", BAD_INPUTS)
 def test_bad_input_raises_usage_error_naming_the_argument(change, name):
     kw = dict(train_x=np.zeros((10, 4), np.float32), train_y=np.zeros(10, int),
               val_x=np.zeros((5, 4), np.float32), val_y=np.zeros(5, int),

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from simclr_controlled.errors import UsageError
 from simclr_controlled.probes import decoding, mlp_decoding
+from tests.test_decoding import BAD_INPUTS
 
 
 def _blobs(rng, n, d, c, spread=0.3):
@@ -149,20 +150,10 @@ def test_seed_sets_the_result():
     assert mlp_decoding.decode_mlp(*args, seed=2, **kw) != a
 
 
-@pytest.mark.parametrize("change, name", [
-    (dict(train_y=np.zeros(9, int)), "train_y"),
-    (dict(val_x=np.zeros((5, 3), np.float32)), "val_x"),
-    (dict(val_y=np.full(5, 4)), "val_y"),
-    (dict(train_y=np.full(10, -1)), "train_y"),
-    (dict(train_y=np.zeros(10)), "train_y"),
-    (dict(epochs=0), "epochs"),
-    (dict(batch_size=0), "batch_size"),
+# The linear probe's table (the same checks, shared) and the MLP's own argument.
+@pytest.mark.parametrize("change, name", BAD_INPUTS + [
     (dict(hidden=0), "hidden"),
     (dict(hidden=2.5), "hidden"),
-    (dict(num_classes=1), "num_classes"),
-    (dict(learning_rates=[]), "learning_rates"),
-    (dict(weight_decays=[-1.0]), "weight_decays"),
-    (dict(train_x=np.full((10, 4), np.nan, np.float32)), "train_x"),
     (dict(val_x=np.zeros((0, 4), np.float32)), "val_x"),
 ])
 def test_bad_input_raises_usage_error_naming_the_argument(change, name):

@@ -276,6 +276,28 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
     Raises UsageError naming the bad argument; `seed` (--seed, checked by
     config.validate) is asserted.
     """
+    (train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, lrs, wds) = check_inputs(
+        train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, seed,
+        learning_rates, weight_decays)
+    keep, num_live = live_columns(train_x, val_x)
+    if keep is not None:
+        train_x, val_x = train_x[:, keep], val_x[:, keep]
+
+    grid = [(lr, wd) for lr in lrs for wd in wds]
+    correct, _, _ = _train_grid(
+        tf.constant(train_x), tf.constant(train_y), tf.constant(val_x), tf.constant(val_y),
+        tf.constant([p[0] for p in grid], tf.float32),
+        tf.constant([p[1] for p in grid], tf.float32),
+        tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
+        num_classes=num_classes)
+    return score(correct.numpy(), val_x.shape[0], grid, num_live)
+
+
+def check_inputs(train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, seed,
+                 learning_rates, weight_decays) -> tuple:
+    """A decoder grid's arguments checked (UsageError naming the bad one;
+    `seed`, checked by config.validate, asserted) and normalized: float32
+    features, int32 labels, the batch at most the training rows."""
     num_classes = _check_positive_int("num_classes", num_classes)
     if num_classes < 2:
         raise UsageError(f"num_classes: a decoder needs at least 2 classes, got {num_classes}")
@@ -292,27 +314,28 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
                          f"{train_x.shape[1]}")
     train_y = _check_labels("train_y", train_y, train_x.shape[0], num_classes, "train_x")
     val_y = _check_labels("val_y", val_y, val_x.shape[0], num_classes, "val_x")
-    batch_size = min(batch_size, train_x.shape[0])
+    return (train_x, train_y, val_x, val_y, num_classes, epochs,
+            min(batch_size, train_x.shape[0]), lrs, wds)
+
+
+def live_columns(train_x: np.ndarray, val_x: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """The feature columns a decoder keeps (None: all) and the number of live
+    ones (nonzero somewhere; module doc)."""
     live = np.any(train_x != 0, axis=0) | np.any(val_x != 0, axis=0)
     num_live = int(live.sum())
     # Widths rounded up to a multiple of _WIDTH_STEP with some of the dead
     # (all-zero) columns, which change nothing: a probe over many checkpoints
     # then reuses a few traced shapes instead of tracing one per live count.
     width = min(train_x.shape[1], -(-max(num_live, 1) // _WIDTH_STEP) * _WIDTH_STEP)
-    if width < train_x.shape[1]:
-        keep = np.sort(np.concatenate([np.flatnonzero(live),
-                                       np.flatnonzero(~live)[:width - num_live]]))
-        train_x, val_x = train_x[:, keep], val_x[:, keep]
+    if width == train_x.shape[1]:
+        return None, num_live
+    keep = np.sort(np.concatenate([np.flatnonzero(live), np.flatnonzero(~live)[:width - num_live]]))
+    return keep, num_live
 
-    grid = [(lr, wd) for lr in lrs for wd in wds]
-    correct, _, _ = _train_grid(
-        tf.constant(train_x), tf.constant(train_y), tf.constant(val_x), tf.constant(val_y),
-        tf.constant([p[0] for p in grid], tf.float32),
-        tf.constant([p[1] for p in grid], tf.float32),
-        tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
-        num_classes=num_classes)
-    correct = correct.numpy()
-    acc = correct.T.astype(np.float64) / val_x.shape[0]  # [G, epochs]
+
+def score(correct: np.ndarray, num_val: int, grid: list, num_live: int) -> dict:
+    """The result dict of a grid from its correct counts [epochs, G] (decode's doc)."""
+    acc = correct.T.astype(np.float64) / num_val  # [G, epochs]
     # First maximum in (grid point, epoch) order: earliest grid point, then epoch.
     best_g, best_e = np.unravel_index(int(np.argmax(acc)), acc.shape)
     return {

@@ -63,10 +63,9 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from simclr_controlled.errors import UsageError
 from simclr_controlled.probes.decoding import (
-    _BETA_1, _BETA_2, _EPSILON, _WIDTH_STEP, LEARNING_RATES, WEIGHT_DECAYS, _add_scaled,
-    _batch_orders, _check_features, _check_grid, _check_labels, _check_positive_int, use_xla)
+    _BETA_1, _BETA_2, _EPSILON, LEARNING_RATES, WEIGHT_DECAYS, _add_scaled, _batch_orders,
+    _check_positive_int, check_inputs, live_columns, score, use_xla)
 
 HIDDEN = 512
 # One tf.function per static shape (see decoding._GRID_FUNCTIONS).
@@ -206,32 +205,14 @@ def decode_mlp(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int 
     num_live_features (features that are nonzero somewhere), hidden.
     Raises UsageError naming the bad argument; `seed` is asserted as in decode.
     """
-    num_classes = _check_positive_int("num_classes", num_classes)
-    if num_classes < 2:
-        raise UsageError(f"num_classes: a decoder needs at least 2 classes, got {num_classes}")
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    (train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, lrs, wds) = check_inputs(
+        train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, seed,
+        learning_rates, weight_decays)
     hidden = _check_positive_int("hidden", hidden)
-    assert isinstance(seed, (int, np.integer)) and 0 <= seed < 2 ** 31, \
-        f"seed: must be an integer in [0, 2**31), got {seed!r}"
-    lrs = _check_grid("learning_rates", learning_rates, lambda v: v > 0)
-    wds = _check_grid("weight_decays", weight_decays, lambda v: v >= 0)
-    train_x = _check_features("train_x", train_x)
-    val_x = _check_features("val_x", val_x)
-    if val_x.shape[1] != train_x.shape[1]:
-        raise UsageError(f"val_x: has {val_x.shape[1]} features, train_x has "
-                         f"{train_x.shape[1]}")
-    train_y = _check_labels("train_y", train_y, train_x.shape[0], num_classes, "train_x")
-    val_y = _check_labels("val_y", val_y, val_x.shape[0], num_classes, "val_x")
-    batch_size = min(batch_size, train_x.shape[0])
     w1, w2 = glorot_init(train_x.shape[1], hidden, num_classes, int(seed))
     # Dead features dropped, widths bucketed, as in decoding.decode.
-    live = np.any(train_x != 0, axis=0) | np.any(val_x != 0, axis=0)
-    num_live = int(live.sum())
-    width = min(train_x.shape[1], -(-max(num_live, 1) // _WIDTH_STEP) * _WIDTH_STEP)
-    if width < train_x.shape[1]:
-        keep = np.sort(np.concatenate([np.flatnonzero(live),
-                                       np.flatnonzero(~live)[:width - num_live]]))
+    keep, num_live = live_columns(train_x, val_x)
+    if keep is not None:
         train_x, val_x, w1 = train_x[:, keep], val_x[:, keep], w1[keep]
 
     grid = [(lr, wd) for lr in lrs for wd in wds]
@@ -241,16 +222,4 @@ def decode_mlp(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int 
         tf.constant([p[1] for p in grid], tf.float32),
         tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
         w1, w2, num_classes=num_classes)[0].numpy()
-    acc = correct.T.astype(np.float64) / val_x.shape[0]  # [G, epochs]
-    # First maximum in (grid point, epoch) order: earliest grid point, then epoch.
-    best_g, best_e = np.unravel_index(int(np.argmax(acc)), acc.shape)
-    return {
-        "best_val_accuracy": float(acc[best_g, best_e]),
-        "best_learning_rate": grid[best_g][0],
-        "best_weight_decay": grid[best_g][1],
-        "best_epoch": int(best_e) + 1,
-        "val_accuracy": acc.tolist(),
-        "grid": [[lr, wd] for lr, wd in grid],
-        "num_live_features": num_live,
-        "hidden": hidden,
-    }
+    return {**score(correct, val_x.shape[0], grid, num_live), "hidden": hidden}
