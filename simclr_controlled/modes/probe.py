@@ -24,9 +24,12 @@ from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
 from simclr_controlled.models import TAPS
 from simclr_controlled.modes import common
-from simclr_controlled.probes import activations, cka, decoding, pca
+from simclr_controlled.probes import activations, cka, decoding, factor_report, pca
 
 NUM_PCA_ITEMS = 1000
+# The views of the label-free metrics: a stream of their own, apart from
+# training's epochs (>= 0) and the hierarchy statistics' (-1).
+_VIEW_EPOCH = -2
 NUM_CKA_ITEMS = 1000
 
 
@@ -63,6 +66,21 @@ def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dic
     return out
 
 
+def two_views(config: Config, dataset: Dataset, model) -> tuple[dict, dict]:
+    """Activations of two views (the model's training augmentation, on the
+    probes' own seed stream) of `factor_report.NUM_VIEW_ITEMS` seeded training items."""
+    import tensorflow as tf
+    from simclr_controlled import augment as augment_lib
+    from simclr_controlled.datasets import random_bits
+    n = min(factor_report.NUM_VIEW_ITEMS, len(dataset.train_idx))
+    idx = np.sort(np.random.default_rng([config.seed, 13]).choice(dataset.train_idx, n, replace=False))
+    aug, idx_t = train.augment_fn(config), tf.constant(idx, tf.int64)
+    images = tf.constant(dataset.images[idx])
+    return tuple(activations.compute_activations(model, random_bits.append(
+        aug(images, augment_lib.view_seeds(config.seed, _VIEW_EPOCH, idx_t, v)).numpy(),
+        dataset.random_bits[idx])) for v in (0, 1))
+
+
 def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
                      hierarchy_inputs: dict | None = None) -> dict:
     """Every analysis of one checkpoint. `hierarchy_inputs`: the images of the
@@ -84,6 +102,9 @@ def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
     else:
         acts = activations.compute_activations(model, images)
         record["decodability"] = decodability(config, dataset, acts, log)
+        record["factor_metrics"] = factor_report.factor_metrics(acts, dataset.labels, config.seed)
+        record["label_free"] = factor_report.label_free_metrics(
+            *two_views(config, dataset, model), acts)
         record["pca"], record["cka"] = _pca_and_cka(acts, idx, cka_idx, config.seed)
         pca_factors = [k for k in dataset.labels if k != "position"]
         record["pca_labels"] = {k: dataset.labels[k][idx].tolist() for k in pca_factors}

@@ -1,0 +1,77 @@
+"""The factor metrics `--mode=probe` stores for the sprite datasets
+(probes/factor_report.py, DESIGN §4.5): known answers on crafted
+activations, and a tiny `factors` model with random bits probed end to end."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from simclr_controlled.probes import factor_report
+from tests.test_reproduce import run
+
+
+def _cross():
+    g = np.meshgrid(np.arange(3), np.arange(5), np.arange(6), np.arange(4), indexing="ij")
+    labels = {k: v.ravel() for k, v in zip(("shape", "scale", "x", "y"), g)}
+    labels["position"] = labels["x"] * 4 + labels["y"]
+    return labels
+
+
+def test_a_code_equal_to_the_factors_scores_perfectly():
+    labels = _cross()
+    names, values = factor_report.factor_table(labels)
+    assert names == ["shape", "scale", "x", "y"] and values.shape == (360, 4)
+    out = factor_report.factor_metrics({"head_input": values.astype(float)}, labels, seed=0)["head_input"]
+    assert set(out["r2"]) == {"scale", "x", "y"}          # shape is not ordinal
+    assert all(v > 0.999 for v in out["r2"].values())
+    # Each factor's importance sits on its own dimension (linear importances
+    # on an 80 % item split leave some weight elsewhere, so D and C stay below 1).
+    importance = np.asarray(out["dci"]["importance"])
+    assert np.array_equal(importance.argmax(axis=0), np.arange(4))
+    assert out["mig"]["mig"] > 0.99
+    rng = np.random.default_rng(0)
+    rot = np.linalg.qr(rng.normal(size=(4, 4)))[0]
+    mixed = factor_report.factor_metrics({"l": values @ rot}, labels, seed=0)["l"]
+    assert mixed["dci"]["disentanglement"] < out["dci"]["disentanglement"] - 0.2
+    assert mixed["mig"]["mig"] < 0.5
+
+
+def test_item_split_is_seeded_and_disjoint():
+    tr, va = factor_report.item_split(100, 3)
+    assert len(tr) == 80 and len(va) == 20 and not set(tr) & set(va)
+    assert np.array_equal(tr, factor_report.item_split(100, 3)[0])
+    assert not np.array_equal(tr, factor_report.item_split(100, 4)[0])
+
+
+def test_label_free_metrics_of_identical_and_collapsed_views():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(50, 8))
+    out = factor_report.label_free_metrics({"l": z}, {"l": z}, {"l": z})["l"]
+    assert out["alignment"] == pytest.approx(0.0, abs=1e-12)
+    assert out["uniformity"] < 0 and 7 < out["effective_rank"] <= 8
+    one = np.ones((50, 8))
+    col = factor_report.label_free_metrics({"l": one}, {"l": one}, {"l": one})["l"]
+    assert col["uniformity"] == pytest.approx(0.0, abs=1e-12) and col["effective_rank"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_probe_stores_factor_metrics_for_a_factors_model_with_random_bits(tmp_path):
+    model_dir = tmp_path / "m"
+    out = run("--mode=train", "--dataset=factors", "--factors=shape:3,orientation:4,x:4,y:4",
+              "--random_bits=2", "--model=resnet18", "--width_multiplier=0.25", "--resnet_stem=imagenet",
+              "--head_widths=32,32,16", "--train_batch_size=32", "--train_steps=2", f"--model_dir={model_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = run("--mode=probe", f"--model_dir={model_dir}", "--decoder_epochs=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    final = json.load(open(model_dir / "probe" / "results.json"))["final"]
+    layers = ["head_input", "head_1", "head_2", "head_out"]
+    assert list(final["factor_metrics"]) == layers and list(final["label_free"]) == layers
+    for layer in layers:
+        fm = final["factor_metrics"][layer]
+        assert set(fm["r2"]) == {"orientation", "x", "y"}
+        assert set(fm["dci"]["informativeness"]) == {"shape", "orientation", "x", "y"}
+        assert 0 <= fm["mig"]["mig"] <= 1 and 0 <= fm["sap"]["sap"] <= 1
+        lf = final["label_free"][layer]
+        assert 0 <= lf["alignment"] <= 4 and lf["uniformity"] <= 0 and lf["effective_rank"] >= 1
+    assert set(final["decodability"]["head_out"]) == {"shape", "orientation", "position"}
