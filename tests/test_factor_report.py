@@ -56,6 +56,20 @@ def test_label_free_metrics_of_identical_and_collapsed_views():
     assert col["uniformity"] == pytest.approx(0.0, abs=1e-12) and col["effective_rank"] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_label_free_metrics_leave_out_silent_rows():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(20, 4)), rng.normal(size=(20, 4))
+    a[:3] = 0  # a ReLU layer silent for three items' first views
+    b[3:5] = 0
+    out = factor_report.label_free_metrics({"l": a}, {"l": b}, {"l": a})["l"]
+    from simclr_controlled.probes import label_free
+    assert out["view_items"] == 15
+    assert out["alignment"] == pytest.approx(label_free.alignment(a[5:], b[5:]))
+    assert out["uniformity"] == pytest.approx(label_free.uniformity(a[3:]))
+    dead = factor_report.label_free_metrics({"l": np.zeros((5, 4))}, {"l": b[:5]}, {"l": b[:5]})["l"]
+    assert dead["alignment"] is None and dead["uniformity"] is None and dead["view_items"] == 0
+
+
 def test_probe_stores_factor_metrics_for_a_factors_model_with_random_bits(tmp_path):
     model_dir = tmp_path / "m"
     out = run("--mode=train", "--dataset=factors", "--factors=shape:3,orientation:4,x:4,y:4",

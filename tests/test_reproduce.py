@@ -97,5 +97,10 @@ def test_dsprites_reproduce_end_to_end(tmp_path):
     for layer in ("head_input", "head_1", "head_2", "head_out"):
         assert set(dec["none"][layer]) == {"color", "scale", "position"}
     res = json.load(open(exp / "none" / "probe" / "results.json"))
+    # A real model's ReLU layers are silent for some views: the label-free metrics leave those out.
+    for layer in ("head_input", "head_1", "head_2", "head_out"):
+        assert set(res["final"]["label_free"][layer]) == {"alignment", "uniformity", "effective_rank",
+                                                          "view_items"}
+        assert set(res["final"]["factor_metrics"][layer]["r2"]) == {"scale", "x", "y"}
     held = res["dataset_params"]["held_out"]
     assert len(held["scales"]) == 2 and len(held["colors"]) == 2 and len(held["positions"]) == 26

@@ -60,9 +60,23 @@ def factor_metrics(acts: dict, labels: dict, seed: int) -> dict:
 
 
 def label_free_metrics(view_a: dict, view_b: dict, acts: dict) -> dict:
-    """layer -> {"alignment", "uniformity", "effective_rank"} from the
-    activations of two views of the same items and of every un-augmented item."""
-    return {layer: {"alignment": label_free.alignment(view_a[layer], view_b[layer]),
-                    "uniformity": label_free.uniformity(view_a[layer]),
-                    "effective_rank": label_free.effective_rank(np.asarray(acts[layer], np.float64))}
-            for layer in acts}
+    """layer -> {"alignment", "uniformity", "effective_rank", "view_items"}
+    from the activations of two views of the same items and of every
+    un-augmented item.
+
+    An all-zero row (a ReLU layer silent for that view) has no direction to
+    L2-normalize: alignment uses the items whose two views are both nonzero,
+    uniformity the nonzero first views (`view_items` counts the former);
+    with fewer than 2 such items the metric is None.
+    """
+    out = {}
+    for layer in acts:
+        a, b = np.asarray(view_a[layer], np.float64), np.asarray(view_b[layer], np.float64)
+        live_a, live_b = np.any(a != 0, axis=1), np.any(b != 0, axis=1)
+        both = live_a & live_b
+        out[layer] = {
+            "alignment": label_free.alignment(a[both], b[both]) if both.sum() >= 2 else None,
+            "uniformity": label_free.uniformity(a[live_a]) if live_a.sum() >= 2 else None,
+            "effective_rank": label_free.effective_rank(np.asarray(acts[layer], np.float64)),
+            "view_items": int(both.sum())}
+    return out
