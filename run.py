@@ -50,8 +50,9 @@ flags.DEFINE_string("factors", names.DSPRITES_MOD_FACTORS, "factors: the factors
                     "heart, <= 3), scale ([0.5, 1], <= 64), orientation ([0, 2 pi), <= 360), x, y "
                     "(<= 64), each >= 2; a factor not listed is fixed (white, --shape, scale 1, "
                     "angle 0, centred). Default: dsprites_mod's cross (DESIGN §1.3).")
-flags.DEFINE_integer("max_items", 0, "factors: at most this many items, a random subset of the "
-                     "cross drawn with --seed (0: the full cross).")
+flags.DEFINE_integer("max_items", 0, "factors, dsprites_mod: at most this many items, a random "
+                     "subset of the cross drawn with --seed (0: the full cross; dsprites_mod's paper "
+                     "setting).")
 flags.DEFINE_integer("random_bits", 0, "Easy feature (DESIGN §1.4): k extra input channels (0 to 64), "
                      "each a constant 0 or 1 per item drawn with --seed, the same in both views and "
                      "untouched by augmentation (RandBits, Chen, Luo & Li 2021).")
@@ -94,14 +95,18 @@ flags.DEFINE_bool("recover", False, "train: when the checkpoint state file is mi
 flags.DEFINE_enum("checkpoints", "latest", names.CHECKPOINTS, "probe: latest, or all saved checkpoints "
                   "(over training).")
 flags.DEFINE_integer("decoder_epochs", 500, "probe: epochs of each linear decoder (paper 500).")
-flags.DEFINE_enum("experiment", "", ("",) + names.EXPERIMENTS, "reproduce: hierarchy or dsprites_mod "
-                  "(empty: none).")
+flags.DEFINE_enum("experiment", "", ("",) + names.EXPERIMENTS, "reproduce/plan: hierarchy, "
+                  "dsprites_mod (the paper's) or feature_suppression (DESIGN §5.2) (empty: none).")
 flags.DEFINE_string("experiment_dir", "", "reproduce/analyze: folder of one experiment.")
 flags.DEFINE_enum("preset", "", ("",) + names.PRESETS, "reproduce: cpu or paper; loads "
                   "flags/EXPERIMENT_PRESET.cfg (flags given on the command line win; empty: none).")
 flags.DEFINE_string("temperatures", "0.1,0.5,1.0", "reproduce hierarchy: one model per temperature.")
 flags.DEFINE_string("augment_presets", ",".join(names.AUGMENT_PRESETS),
                     "reproduce dsprites_mod: one model per augmentation preset (plus untrained).")
+flags.DEFINE_string("bit_counts", "0,5,10,15,20", "reproduce feature_suppression: one model per "
+                    "number of random bits (0 to 64) and temperature (--temperatures).")
+flags.DEFINE_bool("mlp_probe", False, "probe: also decode every factor with one-hidden-layer MLP "
+                  "decoders (nonlinear decodability, DESIGN §4.5; costs more than the linear grid).")
 
 PRESETS = names.PRESETS
 FLAGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags")
@@ -118,14 +123,14 @@ def parse_floats(text: str, flag: str) -> tuple[float, ...]:
     return values
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """"0,1,2" -> (0, 1, 2); empty -> () (one replicate, --seed)."""
+def parse_seeds(text: str, flag: str = "seeds") -> tuple[int, ...]:
+    """"0,1,2" -> (0, 1, 2); empty -> () (--seeds: one replicate, --seed)."""
     from simclr_controlled.errors import UsageError
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
         return tuple(int(p) for p in parts)
     except ValueError:
-        raise UsageError(f"--seeds: expected comma-separated integers >= 0, got {text!r}") from None
+        raise UsageError(f"--{flag}: expected comma-separated integers >= 0, got {text!r}") from None
 
 
 def config_from_flags():
@@ -137,13 +142,17 @@ def config_from_flags():
         "temperatures": parse_floats(F.temperatures, "temperatures"),
         "augment_presets": tuple(p.strip() for p in F.augment_presets.split(",") if p.strip()),
         "seeds": parse_seeds(F.seeds),
+        "bit_counts": parse_seeds(F.bit_counts, "bit_counts"),
     }
-    names = {f.name for f in dataclasses.fields(Config)}
-    kw = {name: F[name].value for name in names if name in F and name not in special}
+    fields = {f.name for f in dataclasses.fields(Config)}
+    kw = {name: F[name].value for name in fields if name in F and name not in special}
     if kw["mode"] in config_lib.EXPERIMENT_MODES and kw["experiment"] in config_lib.EXPERIMENTS:
         # The experiment's models take its dataset's paper defaults (model,
-        # batch, epochs), not those of the default --dataset.
-        kw["dataset"] = kw["experiment"]
+        # batch, epochs), not those of the default --dataset; only a --dataset
+        # given (command line or flagfile) may pick another (dsprites_mod on a
+        # factors cross, DESIGN §5), so the default keeps today's runs.
+        given = kw["dataset"] if F["dataset"].present else None
+        kw["dataset"] = names.experiment_dataset(kw["experiment"], given)
     # Folders are made absolute here, once: every path below is then
     # independent of the working directory (relative paths, paths in
     # flagfiles, spaces and non-ASCII names all behave alike).
@@ -200,7 +209,7 @@ def with_preset(argv: list[str]) -> list[str]:
         fail(f"--preset: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     experiment = value("experiment")
     if experiment not in names.EXPERIMENTS:
-        fail("--experiment: required with --preset; allowed: hierarchy, dsprites_mod")
+        fail(f"--experiment: required with --preset; allowed: {', '.join(names.EXPERIMENTS)}")
     path = os.path.join(FLAGS_DIR, f"{experiment}_{preset}.cfg")
     if not os.path.isfile(path):
         fail(f"--preset: {path} not found")

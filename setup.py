@@ -18,5 +18,5 @@ setuptools.setup(
         "matplotlib",
         "hsluv",
     ],
-    extras_require={"test": ["pytest", "nbclient", "ipykernel", "nbformat"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "nbclient", "ipykernel", "nbformat"]},
 )

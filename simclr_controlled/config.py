@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from simclr_controlled import data_spec, footprint, names
+from simclr_controlled import data_spec, fits, names
 from simclr_controlled.errors import UsageError
 
 # The allowed values come from `names` (no TensorFlow), so `validate` runs
@@ -28,9 +28,7 @@ MODEL_NAMES = names.MODELS
 AUGMENT_PRESETS = names.AUGMENT_PRESETS
 SHAPES = names.SHAPES
 MAX_SEED = 2**31 - 1
-# Smallest global batch: NT-Xent needs another item for negatives (with one
-# item the loss is 0 and the contrastive accuracy 1 from the first step).
-MIN_TRAIN_BATCH_SIZE = 2
+MIN_TRAIN_BATCH_SIZE = fits.MIN_TRAIN_BATCH_SIZE
 # Caps on counts, far above any real run, so that a typo fails at once and
 # every derived int64 stays small: steps <= MAX_EPOCHS x (MAX_ITEMS = 1e6
 # hierarchy items / 2 per batch) = 5e11 and the tf.data index range
@@ -120,7 +118,9 @@ class Config:
     experiment: str = ""
     temperatures: tuple = (0.1, 0.5, 1.0)
     augment_presets: tuple = names.AUGMENT_PRESETS
+    bit_counts: tuple = (0, 5, 10, 15, 20)  # feature_suppression (DESIGN §5.2)
     seeds: tuple = ()
+    mlp_probe: bool = False  # probe: the MLP decoders too (DESIGN §4.5)
 
     def with_dataset_defaults(self) -> "Config":
         """Fills every `None` field with the paper's value for `dataset`."""
@@ -138,8 +138,8 @@ class Config:
                           crop_size=self.crop_size, val_fraction=self.val_fraction)
         elif self.dataset == names.FACTORS:
             params = dict(factors=self.factors, max_items=self.max_items, shape=self.shape)
-        else:
-            params = dict(shape=self.shape)
+        else:  # dsprites_mod: a subset of its cross only when asked (quick runs, tests)
+            params = dict(shape=self.shape, **({"max_items": self.max_items} if self.max_items else {}))
         return dict(params, random_bits=self.random_bits)
 
     def to_json(self) -> dict[str, Any]:
@@ -275,6 +275,10 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
          "augment_presets", f"comma-separated values from {', '.join(AUGMENT_PRESETS)}",
          c.augment_presets)
     choice("experiment")
+    need(len(c.bit_counts) > 0 and len(set(c.bit_counts)) == len(c.bit_counts)
+         and all(isinstance(k, int) and 0 <= k <= data_spec.MAX_RANDOM_BITS for k in c.bit_counts),
+         "bit_counts", f"comma-separated distinct integers in [0, {data_spec.MAX_RANDOM_BITS}]",
+         ",".join(map(str, c.bit_counts)))
     need(all(isinstance(s, int) and 0 <= s <= MAX_SEED for s in c.seeds)
          and len(set(c.seeds)) == len(c.seeds), "seeds",
          f"comma-separated distinct integers in [0, {MAX_SEED}]", ",".join(map(str, c.seeds)))
@@ -292,101 +296,20 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
             if c.experiment not in EXPERIMENTS:
                 return  # modes.check asks for --experiment
             # The settings reproduce.experiment_models trains with.
-            trained = dataclasses.replace(c, dataset=c.experiment, mode="train")
+            trained = dataclasses.replace(c, dataset=names.experiment_dataset(c.experiment, c.dataset),
+                                          mode="train", random_bits=max(c.bit_counts, default=0)
+                                          if c.experiment == names.FEATURE_SUPPRESSION else c.random_bits)
         check_model_fits(trained, memory_bytes)
 
 
 def check_model_fits(config: Config, memory_bytes: int | None = None) -> None:
-    """Refuses a model that cannot be trained here; UsageError names the flag.
-
-    - hierarchy: `--crop_size` at least the model's smallest input side
-      (`footprint.min_input_side`: LeNet 11, ResNet-18 1);
-    - the training step (`footprint.step_memory` + `footprint.RUNTIME_BYTES`)
-      must fit in `memory_bytes` (default: physical memory; 0: not checked).
-      With --strategy=multi_worker or tpu the batch is split over machines
-      or cores whose number is unknown before TensorFlow starts, so only the
-      replicated part (weights, Adam slots, gradients) is judged there. The
-      flag named is the one whose reset to its default shrinks the estimate
-      most (--width_multiplier, --head_widths, --train_batch_size,
-      --crop_size), with the largest value that fits where one does.
-    """
-    c = config
-    if c.dataset == names.HIERARCHY:
-        low = footprint.min_input_side(c.model)
-        if c.crop_size < low:
-            allowed = (f"allowed: {low} to mask_size={c.mask_size}" if c.mask_size >= low
-                       else f"needs --mask_size >= {low} too")
-            why = (" (two 5x5 valid convolutions and two 2x2 stride-1 max-pools shrink the side "
-                   "by 10)" if c.model == names.LENET else "")
-            raise UsageError(f"--crop_size: {c.model} needs inputs of at least {low}x{low} "
-                             f"pixels{why}; {allowed}, got {c.crop_size}")
-    memory = footprint.physical_memory_bytes() if memory_bytes is None else int(memory_bytes)
-    if memory <= 0:
-        return
-    split = c.strategy in ("multi_worker", "tpu")
-
-    def needed(cfg: Config) -> int:
-        step = footprint.step_memory(cfg)
-        return (step.state_bytes if split else step.total_bytes) + footprint.RUNTIME_BYTES
-
-    need_now = needed(c)
-    if need_now <= memory:
-        return
-    defaults = {"width_multiplier": 1.0, "head_widths": None,
-                "train_batch_size": PAPER_DEFAULTS[c.dataset]["train_batch_size"]}
-    if c.dataset == names.HIERARCHY:
-        defaults["crop_size"] = Config.crop_size
-    reduced = {flag: needed(dataclasses.replace(c, **{flag: value}))
-               for flag, value in defaults.items() if getattr(c, flag) != value}
-    flag = min(reduced, key=reduced.get) if reduced and min(reduced.values()) < need_now \
-        else "train_batch_size"
-    if split and flag == "train_batch_size":
-        flag = "width_multiplier"  # the batch does not count there
-    value = getattr(c, flag)
-    shown = ",".join(footprint.format_int(v) for v in value) if flag == "head_widths" else (
-        f"{value:g}" if flag == "width_multiplier" else footprint.format_int(value))
-    step = footprint.step_memory(c)
-    fit = _largest_fitting(c, flag, lambda cfg: needed(cfg) <= memory)
-    hint = f"; allowed here: {fit}" if fit else "; lower it"
-    what = ("for the weights, Adam slots and gradients every worker holds" if split
-            else "for a training step")
-    raise UsageError(
-        f"--{flag}: {shown} needs about {footprint.format_bytes(need_now)} {what} "
-        f"(model {footprint.format_count(step.params)} parameters), more than this machine's "
-        f"{footprint.format_bytes(memory)} memory{hint}")
-
-
-def _largest_fitting(c: Config, flag: str, fits) -> str:
-    """'at most N' for the largest value of `flag` that `fits` (by bisection; memory grows
-    with each of these flags), '' when none does."""
-    def with_value(v):
-        if flag == "head_widths":
-            widths = c.head_widths or footprint.DEFAULT_HEAD_WIDTHS[c.model]
-            return dataclasses.replace(c, head_widths=tuple(min(w, v) for w in widths))
-        return dataclasses.replace(c, **{flag: v})
-
-    if flag == "width_multiplier":
-        lo, hi = 1e-6, float(c.width_multiplier)
-        if not fits(with_value(lo)):
-            return ""
-        for _ in range(100):  # geometric: the range may span hundreds of decades
-            mid = math.sqrt(lo) * math.sqrt(hi)
-            lo, hi = (mid, hi) if fits(with_value(mid)) else (lo, mid)
-        unit = 10.0 ** (math.floor(math.log10(lo)) - 1)  # 2 significant digits, rounded down
-        best = math.floor(lo / unit) * unit
-        return f"at most {best:.0f}" if best >= 10 else f"at most {best:.2g}"
-    low = {"train_batch_size": MIN_TRAIN_BATCH_SIZE, "head_widths": 1,
-           "crop_size": footprint.min_input_side(c.model)}[flag]
-    high = max(c.head_widths or footprint.DEFAULT_HEAD_WIDTHS[c.model]) if flag == "head_widths" \
-        else int(getattr(c, flag))
-    if not fits(with_value(low)):
-        return ""
-    while low < high:
-        mid = (low + high + 1) // 2
-        low, high = (mid, high) if fits(with_value(mid)) else (low, mid - 1)
-    if flag == "head_widths":
-        return f"widths of at most {low:,} each"
-    return f"at most {low:,}"
+    """`fits.check_model_fits` with the defaults a refusal may reset to (the
+    paper's batch, the default widths and crop)."""
+    resets = {"width_multiplier": 1.0, "head_widths": None,
+              "train_batch_size": PAPER_DEFAULTS[config.dataset]["train_batch_size"]}
+    if config.dataset == names.HIERARCHY:
+        resets["crop_size"] = Config.crop_size
+    fits.check_model_fits(config, resets, memory_bytes)
 
 
 def locked_differences(old: dict[str, Any], new: Config) -> list[tuple[str, Any, Any]]:

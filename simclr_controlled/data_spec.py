@@ -128,7 +128,8 @@ def data_memory(config: Any) -> tuple[int, int]:
     if config.dataset == names.FACTORS:
         spec = parse_factors(config.factors)
         return num_items(spec, config.max_items), item_bytes(shape, shape, num_labels(spec), k)
-    return DSPRITES_ITEMS, item_bytes(shape, shape, DSPRITES_LABELS, k)
+    return (min(DSPRITES_ITEMS, config.max_items or DSPRITES_ITEMS),
+            item_bytes(shape, shape, DSPRITES_LABELS, k))
 
 
 def _is_int(x: Any) -> bool:

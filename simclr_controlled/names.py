@@ -19,7 +19,24 @@ HIERARCHY = "hierarchy"
 DSPRITES_MOD = "dsprites_mod"
 FACTORS = "factors"  # the factor datasets (DESIGN §1.3); dsprites_mod is their paper configuration
 DATASETS = (HIERARCHY, DSPRITES_MOD, FACTORS)
-EXPERIMENTS = (HIERARCHY, DSPRITES_MOD)
+# The feature-suppression experiment (DESIGN §5.2): a factors cross with
+# --random_bits at each --bit_counts and --temperatures.
+FEATURE_SUPPRESSION = "feature_suppression"
+EXPERIMENTS = (HIERARCHY, DSPRITES_MOD, FEATURE_SUPPRESSION)
+# The dataset each experiment's models train on.
+EXPERIMENT_DATASETS = {HIERARCHY: HIERARCHY, DSPRITES_MOD: DSPRITES_MOD, FEATURE_SUPPRESSION: FACTORS}
+# The other datasets an experiment trains on when --dataset names one (DESIGN §5):
+# the augmentation experiment on any factors cross.
+EXPERIMENT_OTHER_DATASETS = {DSPRITES_MOD: (FACTORS,)}
+
+
+def experiment_dataset(experiment: str, dataset: str | None) -> str:
+    """The dataset `experiment`'s models train on: `dataset` where the
+    experiment allows it (EXPERIMENT_OTHER_DATASETS), else its own."""
+    if dataset in EXPERIMENT_OTHER_DATASETS.get(experiment, ()):
+        return dataset
+    return EXPERIMENT_DATASETS[experiment]
+
 
 # --model.
 LENET = "lenet"
@@ -65,6 +82,9 @@ HEAD_LAYERS = TAPS[1:]  # the three dense layers of the projection head
 # x * 16 + y) and the per-image labels the PCA figure colours by (Fig. 4).
 DSPRITES_FACTORS = ("color", "scale", "position")
 DSPRITES_PCA_FACTORS = ("color", "scale", "x", "y")
+# The random bits (--random_bits) as the probes decode them: each bit a
+# two-class factor on a seeded item split (DESIGN §4.3).
+BITS = "bits"
 
 # The models of the dSprites experiment (Fig. 3): the untrained initialisation,
 # then one per augmentation preset.

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from simclr_controlled.probes import factor_report
+from simclr_controlled.probes import factor_report, mlp_decoding
 from tests.test_reproduce import run
 
 
@@ -70,15 +70,28 @@ def test_label_free_metrics_leave_out_silent_rows():
     assert dead["alignment"] is None and dead["uniformity"] is None and dead["view_items"] == 0
 
 
-def test_probe_stores_factor_metrics_for_a_factors_model_with_random_bits(tmp_path):
-    model_dir = tmp_path / "m"
+LAYERS = ["head_input", "head_1", "head_2", "head_out"]
+
+
+@pytest.fixture(scope="module")
+def factors_model(tmp_path_factory):
+    """A tiny `factors` model with random bits: 192 items, batch 32, 7 steps,
+    checkpoints after the first epoch (step 6) and at the end."""
+    model_dir = tmp_path_factory.mktemp("factors") / "m"
     out = run("--mode=train", "--dataset=factors", "--factors=shape:3,orientation:4,x:4,y:4",
               "--random_bits=2", "--model=resnet18", "--width_multiplier=0.25", "--resnet_stem=imagenet",
-              "--head_widths=32,32,16", "--train_batch_size=32", "--train_steps=2", f"--model_dir={model_dir}")
+              "--head_widths=32,32,16", "--train_batch_size=32", "--train_steps=7", "--checkpoint_epochs=1",
+              f"--model_dir={model_dir}")
     assert out.returncode == 0, out.stderr[-3000:]
+    return model_dir
+
+
+def test_probe_stores_factor_metrics_for_a_factors_model_with_random_bits(factors_model):
+    model_dir = factors_model
     out = run("--mode=probe", f"--model_dir={model_dir}", "--decoder_epochs=1")
     assert out.returncode == 0, out.stderr[-3000:]
     final = json.load(open(model_dir / "probe" / "results.json"))["final"]
+    assert "mlp_decodability" not in final  # only with --mlp_probe
     layers = ["head_input", "head_1", "head_2", "head_out"]
     assert list(final["factor_metrics"]) == layers and list(final["label_free"]) == layers
     for layer in layers:
@@ -88,4 +101,27 @@ def test_probe_stores_factor_metrics_for_a_factors_model_with_random_bits(tmp_pa
         assert 0 <= fm["mig"]["mig"] <= 1 and 0 <= fm["sap"]["sap"] <= 1
         lf = final["label_free"][layer]
         assert 0 <= lf["alignment"] <= 4 and lf["uniformity"] <= 0 and lf["effective_rank"] >= 1
-    assert set(final["decodability"]["head_out"]) == {"shape", "orientation", "position"}
+    # The random bits are decoded too (each bit two classes; DESIGN §4.3).
+    assert set(final["decodability"]["head_out"]) == {"shape", "orientation", "position", "bits"}
+    bits = final["decodability"]["head_out"]["bits"]
+    assert bits["num_bits"] == 2 and len(bits["per_bit"]) == 2
+    assert bits["best_val_accuracy"] == pytest.approx(np.mean(bits["per_bit"]))
+
+
+def test_mlp_probe_stores_mlp_decodability_at_every_checkpoint(factors_model):
+    out = run("--mode=probe", f"--model_dir={factors_model}", "--decoder_epochs=2", "--mlp_probe",
+              "--checkpoints=all")
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.load(open(factors_model / "probe" / "results.json"))
+    assert results["config"]["mlp_probe"] is True
+    settings = mlp_decoding.probe_settings(2)
+    assert len(results["over_training"]) == 2
+    for record in [results["final"]] + results["over_training"]:
+        mlp = record["mlp_decodability"]
+        assert list(mlp) == LAYERS
+        for layer in LAYERS:
+            assert set(mlp[layer]) == {"shape", "orientation", "position"}
+            for res in mlp[layer].values():
+                assert 0 <= res["best_val_accuracy"] <= 1 and "val_accuracy" not in res
+                assert res["hidden"] == settings["hidden"] and 1 <= res["best_epoch"] <= settings["epochs"]
+                assert len(res["grid"]) == len(settings["learning_rates"]) * len(settings["weight_decays"])

@@ -164,3 +164,26 @@ def test_bad_input_raises_usage_error_naming_the_argument(change, name):
     with pytest.raises(UsageError, match=f"^{name}:") as info:
         mlp_decoding.decode_mlp(**kw)
     assert "\n" not in str(info.value)
+
+
+def test_probe_settings_are_the_reduced_probe():
+    s = mlp_decoding.probe_settings(30)
+    assert s == dict(epochs=6, hidden=mlp_decoding.PROBE_HIDDEN, learning_rates=decoding.LEARNING_RATES,
+                     weight_decays=(0.0,))
+    assert [mlp_decoding.probe_settings(e)["epochs"] for e in (1, 5, 6, 500)] == [1, 1, 2, 100]
+    with pytest.raises(UsageError, match="^decoder_epochs:"):
+        mlp_decoding.probe_settings(0)
+
+
+def test_probe_mode_settings_decode_xor_where_linear_is_at_chance():
+    """`--mode=probe`'s exact settings at the dSprites CPU preset's
+    --decoder_epochs=30 (batch 256, 6 MLP epochs, 3 grid points, hidden 128)."""
+    rng = np.random.default_rng(6)
+    x, y = _xor(rng, 8000, d=8)
+    args = (x[:6000], y[:6000], x[6000:], y[6000:], 2)
+    lin = decoding.decode(*args, epochs=30)
+    m = mlp_decoding.decode_mlp(*args, **mlp_decoding.probe_settings(30))
+    assert m["hidden"] == 128 and len(m["grid"]) == 3
+    # Best of 9 x 30 correlated scores on 2,000 held-out items (sd ~0.011).
+    assert abs(lin["best_val_accuracy"] - 0.5) < 0.05
+    assert m["best_val_accuracy"] > 0.9

@@ -9,6 +9,7 @@ reported as such.
 - `evidence`: `Evidence` (one judged comparison), `Claim`, their JSON;
 - `hierarchy`: H1-H5 (Sec. 2, Fig. 2, B.1-B.3);
 - `dsprites`: D1-D3 and the invariance table (Sec. 3, Fig. 3);
+- `suppression`: S1-S3 of the feature-suppression experiment (§5.2);
 - `seeds`: the claims pooled over replicates (two-level bootstrap);
 - `report`: the text tables.
 """
@@ -21,6 +22,8 @@ from simclr_controlled.claims.hierarchy import (check_h1, check_h2, check_h3,
                                                 check_h4, check_h5,
                                                 check_hierarchy)
 from simclr_controlled.claims.seeds import pool_claims
+from simclr_controlled.claims.suppression import (check_s1, check_s2, check_s3,
+                                                  check_suppression)
 from simclr_controlled.claims.report import (format_invariance_table,
                                              format_table)
 from simclr_controlled.claims.results import FACTORS, LAYERS, MODELS, SPLITS
@@ -35,6 +38,7 @@ __all__ = [
     "check_h1", "check_h2", "check_h3", "check_h4", "check_h5",
     "check_hierarchy",
     "check_d1", "check_d2", "check_d3", "check_dsprites", "invariance_table",
+    "check_s1", "check_s2", "check_s3", "check_suppression",
     "invariance_over_seeds",
     "claims_to_json", "format_table", "format_invariance_table", "pool_claims",
 ]

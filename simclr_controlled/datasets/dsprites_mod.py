@@ -74,14 +74,19 @@ def render_masks(shape: str = DEFAULT_SHAPE) -> np.ndarray:
     return masks.reshape(NUM_SCALES, NUM_POSITIONS, NUM_POSITIONS, IMAGE_SIZE, IMAGE_SIZE)
 
 
-def make_dataset(seed: int = 0, shape: str = DEFAULT_SHAPE) -> Dataset:
+def make_dataset(seed: int = 0, shape: str = DEFAULT_SHAPE, max_items: int = 0) -> Dataset:
     """Generates the dataset and its decoding splits (DESIGN §1.2) deterministically.
 
     The images do not depend on `seed`; it only draws the held-out values.
-    `seed` (--seed, checked by config.validate) is asserted.
+    `max_items` > 0 keeps a seeded random subset of the cross (`factors`'
+    rule; for quick runs and tests, not the paper's setting). `seed`
+    (--seed, checked by config.validate) is asserted.
     """
     sprites.check_shape(shape)
-    ds = factors.make_dataset(seed=seed, factors=SPEC, shape=shape, name=names.DSPRITES_MOD)
+    ds = factors.make_dataset(seed=seed, factors=SPEC, shape=shape, max_items=max_items,
+                              name=names.DSPRITES_MOD)
     held = ds.params["held_out"]
     held_out = dict(scales=held["scale"], positions=held[names.POSITION], colors=held["color"])
-    return dataclasses.replace(ds, params=dict(shape=shape, seed=ds.params["seed"], held_out=held_out))
+    subset = {"max_items": max_items} if max_items else {}
+    return dataclasses.replace(ds, params=dict(shape=shape, seed=ds.params["seed"], held_out=held_out,
+                                               **subset))

@@ -9,7 +9,8 @@ figure and returns `(paths, number_of_panels)`.
 - `common`: the atomic save, layer/factor orders, palettes, text style;
 - `hierarchy`: Fig. 2, B.1 (§4.1) and B.2, B.3 (§4.2), over training;
 - `dsprites`: Fig. 3 (§4.3), Fig. 4, B.5 (§4.4), the invariance bars;
-- `cka`: the linear-CKA heat maps (§4.4).
+- `cka`: the linear-CKA heat maps (§4.4);
+- `factors`: label-free metrics against decodability, the invariance map (§4.6).
 
 The `*_over_seeds` functions draw the same figures for a multi-seed
 experiment (`experiment_dir/seed_<S>/`, one replicate each): the mean over
@@ -34,7 +35,9 @@ import numpy as np  # noqa: E402
 
 from simclr_controlled.figures import cka as _cka  # noqa: E402
 from simclr_controlled.figures import dsprites as _dsprites  # noqa: E402
+from simclr_controlled.figures import factors as _factors  # noqa: E402
 from simclr_controlled.figures import hierarchy as _hierarchy  # noqa: E402
+from simclr_controlled.figures import suppression as _suppression  # noqa: E402
 from simclr_controlled.figures.common import (ACROSS_VIEW_COLOR,  # noqa: E402,F401
                                               BASELINE_COLOR, CHANCE, DPI,
                                               FACTOR_TITLES, FACTORS,
@@ -55,6 +58,7 @@ __all__ = [
     "decodability", "pca_scatter", "cka_heatmap", "invariance_table",
     "invariance_bars", "channel_preference_over_seeds", "similarity_over_seeds",
     "decodability_over_seeds", "invariance_bars_over_seeds",
+    "label_free_scatter", "invariance_heatmap",
 ]
 
 
@@ -75,10 +79,11 @@ def similarity_over_training(records_by_temperature: Mapping[Any, list[dict]], s
     return _save(fig, stem), panels
 
 
-def decodability(dec: Mapping[str, Mapping[str, Mapping[str, float]]], stem: str, title: str
-                 ) -> tuple[list[str], int]:
-    """Fig. 3, written to `stem` (`dsprites.decodability_figure`)."""
-    fig, panels = _dsprites.decodability_figure(dec, title)
+def decodability(dec: Mapping[str, Mapping[str, Mapping[str, float]]], stem: str, title: str,
+                 chance: Mapping[str, float] | None = None) -> tuple[list[str], int]:
+    """Fig. 3, written to `stem` (`dsprites.decodability_figure`; `chance`:
+    factor -> chance level, default dsprites_mod's)."""
+    fig, panels = _dsprites.decodability_figure(dec, title, chance=chance)
     return _save(fig, stem), panels
 
 
@@ -120,10 +125,11 @@ def similarity_over_seeds(records_by_seed: Mapping[int, Mapping[Any, list[dict]]
 
 def decodability_over_seeds(dec_by_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str,
                                                                                     float]]]],
-                            stem: str, title: str) -> tuple[list[str], int]:
+                            stem: str, title: str, chance: Mapping[str, float] | None = None
+                            ) -> tuple[list[str], int]:
     """Fig. 3 over seeds: seed -> model -> layer -> factor -> accuracy; bars =
     mean, whiskers = 95% bootstrap interval over seeds, one dot per seed."""
-    fig, panels = _dsprites.decodability_figure(dec_by_seed, title, over_seeds=True)
+    fig, panels = _dsprites.decodability_figure(dec_by_seed, title, over_seeds=True, chance=chance)
     return _save(fig, stem), panels
 
 
@@ -139,4 +145,30 @@ def cka_heatmap(names: Sequence[str], matrix: np.ndarray, stem: str, title: str
                 ) -> tuple[list[str], int]:
     """Annotated linear-CKA heat map, written to `stem` (`cka.cka_figure`)."""
     fig, panels = _cka.cka_figure(names, matrix, title)
+    return _save(fig, stem), panels
+
+
+def label_free_scatter(points: Sequence[Mapping], table: Mapping, layer: str,
+                       class_counts: Mapping[str, int], stem: str, title: str
+                       ) -> tuple[list[str], int]:
+    """Label-free metrics against decodability at `layer`, rho in each panel,
+    written to `stem` (`factors.scatter_figure`)."""
+    fig, panels = _factors.scatter_figure(points, table, layer, class_counts, title)
+    return _save(fig, stem), panels
+
+
+def invariance_heatmap(inv: Mapping[str, Mapping[str, Mapping[str, Any]]], stem: str, title: str
+                       ) -> tuple[list[str], int]:
+    """The augmentation x factor invariance map, one panel per layer, written
+    to `stem` (`factors.invariance_map_figure`); one seed or over seeds."""
+    fig, panels = _factors.invariance_map_figure(inv, title)
+    return _save(fig, stem), panels
+
+
+def suppression_curves(sup_by_seed: Mapping, stem: str, title: str,
+                       chance: Mapping[str, float]) -> tuple[list[str], int]:
+    """Decodability against the number of random bits, one line per
+    temperature, per factor (rows) and layer (columns); seed -> temperature
+    -> bits -> layer -> factor -> accuracy (`suppression.suppression_figure`)."""
+    fig, panels = _suppression.suppression_figure(sup_by_seed, title, chance)
     return _save(fig, stem), panels

@@ -57,11 +57,15 @@ def _decodability_array(decs: list[Mapping], what: str):
 
 
 def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], title: str,
-                        over_seeds: bool = False) -> tuple[plt.Figure, int]:
-    """Fig. 3: rows = factors (color, scale, position) with dashed chance lines,
-    columns = models in the given order, one bar per layer; y in [0, 1].
-    With `over_seeds`, `dec` is seed -> model -> layer -> factor -> accuracy:
-    bars = mean over seeds, whiskers = 95% bootstrap interval, a dot per seed."""
+                        over_seeds: bool = False, chance: Mapping[str, float] | None = None
+                        ) -> tuple[plt.Figure, int]:
+    """Fig. 3: rows = the factors present (color, scale, position first) with
+    dashed chance lines (`chance`: factor -> level, default dsprites_mod's
+    CHANCE; a factor without one gets none), columns = models in the given
+    order, one bar per layer; y in [0, 1]. With `over_seeds`, `dec` is seed
+    -> model -> layer -> factor -> accuracy: bars = mean over seeds,
+    whiskers = 95% bootstrap interval, a dot per seed (DESIGN §4.3)."""
+    chance = CHANCE if chance is None else chance
     if over_seeds:
         decs = [dec[s] for s in _seed_keys(dec, "dec_by_seed", "{model: {layer: {factor: "
                                                                 "accuracy}}}")]
@@ -79,8 +83,8 @@ def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], ti
             for j, model in enumerate(models):
                 ax = axes[i, j]
                 _bars(ax, xs, vals[:, i, j], colors, 0.8, over_seeds)
-                if factor in CHANCE:
-                    ax.axhline(CHANCE[factor], color="black", ls="--", lw=0.8)
+                if factor in chance:
+                    ax.axhline(chance[factor], color="black", ls="--", lw=0.8)
                 ax.set_ylim(0, 1)
                 ax.set_xticks(xs)
                 ax.set_xticklabels([])
@@ -89,8 +93,8 @@ def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], ti
                 if i == 0:
                     ax.set_title(model)
                 if j == 0:
-                    chance = f" (chance {CHANCE[factor]:.3g})" if factor in CHANCE else ""
-                    ax.set_ylabel(f"{FACTOR_TITLES.get(factor, factor)}{chance}\nval. accuracy")
+                    level = f" (chance {chance[factor]:.3g})" if factor in chance else ""
+                    ax.set_ylabel(f"{FACTOR_TITLES.get(factor, factor)}{level}\nval. accuracy")
         handles = [plt.Rectangle((0, 0), 1, 1, color=_layer_color(k)) for k in range(len(layers))]
         handles.append(Line2D([], [], color="black", ls="--", lw=0.8))
         fig.legend(handles, list(layers) + ["chance"], loc="outside right upper", frameon=False)
@@ -101,8 +105,8 @@ def decodability_figure(dec: Mapping[str, Mapping[str, Mapping[str, float]]], ti
 def pca_figure(components: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
                title: str, layers: Sequence[str] | None = None,
                palette: np.ndarray | None = None) -> tuple[plt.Figure, int]:
-    """Fig. 4 / B.5: rows = layers, columns = factors (color, scale, x, y);
-    PC1 vs PC2 coloured by the factor. `palette` [k, 3] RGB in [0, 1] (the
+    """Fig. 4 / B.5: rows = layers, columns = the labelled factors (color,
+    scale, x, y first; any cross's others after); PC1 vs PC2 coloured by the factor. `palette` [k, 3] RGB in [0, 1] (the
     sprites' own colours) colours the "color" column; without it, tab10."""
     if not isinstance(components, Mapping) or not components:
         raise UsageError("components: must map each layer to PCA components [n, 2], got none")
@@ -148,7 +152,8 @@ def pca_figure(components: Mapping[str, np.ndarray], labels: Mapping[str, np.nda
                     ax.scatter(c[:, 0], c[:, 1], c=palette[y.astype(int)], s=4, lw=0,
                                rasterized=True)
                 else:
-                    cmap = "tab10" if f == "color" else "viridis"
+                    # Orientation is an angle: a cyclic map keeps 0 and the last step adjacent.
+                    cmap = {"color": "tab10", "orientation": "twilight"}.get(f, "viridis")
                     last = ax.scatter(c[:, 0], c[:, 1], c=y, cmap=cmap, s=4, lw=0,
                                       rasterized=True)
                 ax.set_xticks([])

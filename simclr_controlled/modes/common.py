@@ -12,13 +12,16 @@ def load_dataset(config: Config) -> Dataset:
     return datasets.get_dataset(config.dataset, seed=config.seed, **config.dataset_params())
 
 
-def eval_images(config: Config, dataset: Dataset) -> np.ndarray:
-    """Un-augmented model inputs: the center crop for the hierarchy, as-is
-    otherwise, with the item's random-bit channels appended (DESIGN §1.4;
-    a float32 copy [N, H, W, C + k] when k > 0)."""
-    images = dataset.images
+def eval_images(config: Config, dataset: Dataset, idx: np.ndarray | None = None) -> np.ndarray:
+    """Un-augmented model inputs of every item (or of the items `idx`): the
+    center crop for the hierarchy, as-is otherwise, with the item's
+    random-bit channels appended (DESIGN §1.4; a float32 copy [N, H, W, C + k]
+    when k > 0)."""
+    images, bits = dataset.images, dataset.random_bits
+    if idx is not None:
+        images, bits = images[idx], bits[idx]
     if config.dataset == "hierarchy":
         m, c = config.mask_size, config.crop_size
         o = (m - c) // 2
         images = images[:, o:o + c, o:o + c, :]
-    return random_bits.append(images, dataset.random_bits)
+    return random_bits.append(images, bits)

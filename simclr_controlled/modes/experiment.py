@@ -2,7 +2,8 @@
 
 One seed (`--seed=S`, the quick start): ``E/experiment.json`` =
 {"experiment", "seed", "models": {name: folder}}, one model folder per
-temperature (hierarchy) or augmentation preset plus `untrained` (dsprites_mod),
+temperature (hierarchy), augmentation preset plus `untrained` (dsprites_mod)
+or (bit count, temperature) cell (feature_suppression),
 and ``E/analysis/``.
 
 Several seeds (`--seeds=0,1,2`): ``E/experiment.json`` = {"experiment",
@@ -38,10 +39,23 @@ def replicates(config: Config) -> dict[int, Config]:
             for s in config.seeds}
 
 
+def cell_name(bits: int, temperature: float) -> str:
+    """The folder of one feature_suppression model: `bits_<k>_temperature_<T>`."""
+    return f"bits_{bits}_temperature_{temperature:g}"
+
+
 def models(config: Config) -> dict[str, Config]:
-    """name -> the Config of each model of a one-seed experiment."""
-    base = dataclasses.replace(config, dataset=config.experiment, mode="train").with_dataset_defaults()
+    """name -> the Config of each model of a one-seed experiment, on
+    `names.experiment_dataset` (dsprites_mod's may be a factors cross, DESIGN §5)."""
+    base = dataclasses.replace(config, dataset=names.experiment_dataset(config.experiment, config.dataset),
+                               mode="train").with_dataset_defaults()
     root = config.experiment_dir
+    if config.experiment == names.FEATURE_SUPPRESSION:
+        # One model per (bit count, temperature), the same factors data, augmentation and
+        # initialization (the replicate's seed); DESIGN §5.2.
+        return {cell_name(k, t): dataclasses.replace(base, random_bits=int(k), temperature=float(t),
+                                                     model_dir=os.path.join(root, cell_name(k, t)))
+                for k in config.bit_counts for t in config.temperatures}
     if config.experiment == names.HIERARCHY:
         return {f"temperature_{t:g}": dataclasses.replace(base, temperature=float(t),
                                                           model_dir=os.path.join(root, f"temperature_{t:g}"))
@@ -66,7 +80,7 @@ def read(experiment_dir: str) -> dict:
     elif ok:
         ok = isinstance(exp.get("models"), dict) and bool(exp["models"])
     if not ok:
-        raise UsageError(f"{path}: corrupt (needs experiment: hierarchy|dsprites_mod and a "
+        raise UsageError(f"{path}: corrupt (needs experiment: {'|'.join(names.EXPERIMENTS)} and a "
                          "models mapping, or a replicates mapping seed -> folder)")
     return exp
 

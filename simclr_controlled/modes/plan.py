@@ -22,7 +22,8 @@ from simclr_controlled.modes import experiment
 
 # Fields that describe an experiment or a probe, not the model one training makes.
 _NOT_TRAINING_FLAGS = ("mode", "model_dir", "recover", "checkpoints", "decoder_epochs",
-                       "experiment_dir", "experiment", "temperatures", "augment_presets", "seeds")
+                       "experiment_dir", "experiment", "temperatures", "augment_presets", "seeds",
+                       "bit_counts", "mlp_probe")
 
 
 def training_flags(config: Config) -> list[str]:
@@ -54,7 +55,8 @@ def jobs(config: Config, python: str = "python", script: str = "run.py") -> list
         for c in experiment.models(rep).values():
             train = [python, script] + training_flags(c)
             probe = [python, script, "--mode=probe", f"--model_dir={c.model_dir}",
-                     "--checkpoints=latest", f"--decoder_epochs={c.decoder_epochs}"]
+                     "--checkpoints=latest", f"--decoder_epochs={c.decoder_epochs}"] + \
+                (["--mlp_probe"] if c.mlp_probe else [])
             out.append(f"{shlex.join(train)} && {shlex.join(probe)}")
     return out
 
@@ -70,7 +72,10 @@ def entry_point() -> str:
     return os.path.relpath(os.path.abspath(argv0))
 
 
-def run(config: Config, out=sys.stdout, err=sys.stderr) -> int:
+def run(config: Config, out=None, err=None) -> int:
+    # The streams are looked up at call time (a default bound at import would
+    # miss a later redirection of sys.stdout, as pytest's capture does).
+    out, err = out or sys.stdout, err or sys.stderr
     experiment.write(config)
     script = entry_point()
     lines = jobs(config, script=script)

@@ -10,7 +10,9 @@ hierarchically constrained similarity (the same statistics the training hook
 records over training), CKA between head layers, PCA coloured by level.
 dsprites_mod: linear decodability of color, scale and position at every
 head layer (DESIGN §4; `--decoder_epochs`, paper 500), CKA, PCA coloured by
-color, scale, x and y.
+color, scale, x and y. With `--mlp_probe` (sprite datasets), also
+`mlp_decodability`: the same factors and splits read by the reduced MLP
+probe (`mlp_decoding.probe_settings`, DESIGN §4.5).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from simclr_controlled.config import Config
 from simclr_controlled.datasets import Dataset
 from simclr_controlled.models import TAPS
 from simclr_controlled.modes import common
-from simclr_controlled.probes import activations, cka, decoding, factor_report, pca
+from simclr_controlled.probes import activations, cka, decoding, factor_report, mlp_decoding, pca
 
 NUM_PCA_ITEMS = 1000
 # The views of the label-free metrics: a stream of their own, apart from
@@ -50,6 +52,24 @@ def decoded_factors(dataset: Dataset) -> list[str]:
         [f for f in splits if f not in names.DSPRITES_FACTORS]
 
 
+def mlp_decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dict:
+    """`decodability`'s factors and splits read by the reduced MLP probe
+    (`mlp_decoding.probe_settings`, DESIGN §4.5), per layer and factor."""
+    kw = mlp_decoding.probe_settings(config.decoder_epochs)
+    out: dict = {}
+    for t in TAPS:
+        out[t] = {}
+        for factor in decoded_factors(dataset):
+            tr, va = dataset.decoding_splits[factor]
+            y = dataset.labels[factor]
+            res = mlp_decoding.decode_mlp(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1,
+                                          seed=config.seed, **kw)
+            res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
+            out[t][factor] = res
+            log(f"  mlp decodability {t:10s} {factor:8s} {res['best_val_accuracy']:.3f}")
+    return out
+
+
 def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dict:
     """Best validation accuracy of linear decoders, per layer and factor."""
     out: dict = {}
@@ -63,7 +83,24 @@ def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dic
             res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
             out[t][factor] = res
             log(f"  decodability {t:10s} {factor:8s} {res['best_val_accuracy']:.3f}")
+        if dataset.random_bits.shape[1]:
+            out[t][names.BITS] = bits_decodability(config, dataset, acts[t])
+            log(f"  decodability {t:10s} {names.BITS:8s} {out[t][names.BITS]['best_val_accuracy']:.3f}")
     return out
+
+
+def bits_decodability(config: Config, dataset: Dataset, acts: np.ndarray) -> dict:
+    """The random bits' linear decodability at one layer (DESIGN §4.3): each
+    bit a two-class factor, all bits decoded in one grid on the seeded item
+    split of the factor metrics (bits are drawn per item, so unseen items are
+    the held-out test); `best_val_accuracy` is the mean over bits (chance 0.5)."""
+    tr, va = factor_report.item_split(len(dataset.random_bits), config.seed)
+    bits = dataset.random_bits.astype(np.int64)
+    per_bit = decoding.decode_columns(acts[tr], bits[tr], acts[va], bits[va], 2,
+                                      epochs=config.decoder_epochs, seed=config.seed)
+    best = [r["best_val_accuracy"] for r in per_bit]
+    return {"best_val_accuracy": float(np.mean(best)), "per_bit": best, "num_bits": len(best),
+            "num_live_features": per_bit[0]["num_live_features"]}
 
 
 def two_views(config: Config, dataset: Dataset, model) -> tuple[dict, dict]:
@@ -102,6 +139,8 @@ def probe_checkpoint(config: Config, dataset: Dataset, path: str, log=print,
     else:
         acts = activations.compute_activations(model, images)
         record["decodability"] = decodability(config, dataset, acts, log)
+        if config.mlp_probe:
+            record["mlp_decodability"] = mlp_decodability(config, dataset, acts, log)
         record["factor_metrics"] = factor_report.factor_metrics(acts, dataset.labels, config.seed)
         record["label_free"] = factor_report.label_free_metrics(
             *two_views(config, dataset, model), acts)
@@ -117,7 +156,7 @@ def run(config: Config, log=print) -> dict:
     saved = workdir.model_config(config.model_dir)
     paths = train.checkpoint_paths(config.model_dir, config.checkpoints)
     saved = dataclasses.replace(saved, model_dir=config.model_dir, decoder_epochs=config.decoder_epochs,
-                                checkpoints=config.checkpoints)
+                                checkpoints=config.checkpoints, mlp_probe=config.mlp_probe)
     dataset = common.load_dataset(saved)
     inputs = None
     if saved.dataset == "hierarchy":

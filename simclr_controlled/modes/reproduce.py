@@ -30,17 +30,21 @@ def experiment_models(config: Config) -> dict[str, Config]:
     return experiment.models(config)
 
 
-def probed_step(model_dir: str) -> int | None:
-    """The step of the checkpoint `probe/results.json` describes (None: not probed).
+def probed_step(model_dir: str, mlp_probe: bool = False) -> int | None:
+    """The step of the checkpoint `probe/results.json` describes (None: not
+    probed, or probed without the MLP decoders that `mlp_probe` asks for).
 
     UsageError naming the file when it is corrupt."""
     path = os.path.join(model_dir, "probe", "results.json")
     if not os.path.exists(path):
         return None
     res = files.read_json(path)
-    step = res.get("final", {}).get("step") if isinstance(res, dict) else None
+    final = res.get("final", {}) if isinstance(res, dict) else {}
+    step = final.get("step") if isinstance(final, dict) else None
     if not isinstance(step, int):
         raise UsageError(f"{path}: corrupt results (no final step); delete it to probe again")
+    if mlp_probe and "decodability" in final and "mlp_decodability" not in final:
+        return None
     return step
 
 
@@ -66,7 +70,7 @@ def _train_and_probe(name: str, c: Config, log) -> int:
         if status:
             return status
     latest = checkpoints.step_of(checkpoints.listed(c.model_dir, "latest")[0])
-    if probed_step(c.model_dir) == latest:
+    if probed_step(c.model_dir, c.mlp_probe) == latest:
         log(f"  {name}: already probed at step {latest}")
     else:
         probe.run(dataclasses.replace(c, mode="probe", checkpoints="latest"), log)

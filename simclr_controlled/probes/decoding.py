@@ -140,13 +140,18 @@ def _batch_orders(n: int, epochs: int, batch_size: int, seed: int) -> np.ndarray
 
 def _train_grid_impl(x, y, val_x, val_y, lr, wd, orders, u_w, m_w, v_w, u_b, m_b, v_b, *,
                      num_classes):
-    """Trains G = len(lr) softmax decoders at once; returns correct counts [epochs, G].
+    """Trains G = len(lr) softmax decoders at once for each of K label columns;
+    returns correct counts [epochs, G, K].
 
-    x [N, d], y [N] int32, val_x [M, d], val_y [M] int32, lr / wd [G] float32,
-    orders [epochs, steps, B] int32 from `_batch_orders`. Static: num_classes.
-    State (variables, zero on entry, trained in place): u_w [d, G*C] and
-    u_b [G*C] with W = lr * u_w and b = lr * u_b column by column (grid point
-    k owns columns k*C .. (k+1)*C - 1), and their Adam moments.
+    x [N, d], y [N, K] int32, val_x [M, d], val_y [M, K] int32, lr / wd [G]
+    float32, orders [epochs, steps, B] int32 from `_batch_orders`. Static:
+    num_classes C (the same for every column). State (variables, zero on
+    entry, trained in place): u_w [d, G*K*C] and u_b [G*K*C] with W = lr * u_w
+    and b = lr * u_b column by column (grid point g owns columns g*K*C ..
+    (g+1)*K*C - 1, label column k within it the k-th block of C), and their
+    Adam moments. K > 1 decodes several factors of the same class count at
+    once (the random bits, two classes each); with K = 1 the arithmetic is
+    that of one factor.
 
     Why W = lr * U: Adam's step is lr * m / (sqrt(v) + eps), where m and v are
     moments of dL/dW. Running TF's fused Adam kernel on U with the gradient
@@ -158,18 +163,19 @@ def _train_grid_impl(x, y, val_x, val_y, lr, wd, orders, u_w, m_w, v_w, u_b, m_b
     """
     n, d = x.shape
     g = lr.shape[0]
+    k = y.shape[1]
     c = num_classes
-    gc = g * c
+    gkc = g * k * c
     epochs, steps, batch_size = orders.shape
     padded = steps * batch_size
     total_steps = float(epochs * steps)
 
     # Per-column (grid-point-major) hyperparameters.
-    lr_cols = tf.repeat(lr, c)
+    lr_cols = tf.repeat(lr, k * c)
     # dL/dW of wd/2 * ||W||^2 is wd * W = (wd * lr) * U.
-    wd_lr_cols = tf.repeat(wd * lr, c)[tf.newaxis, :]
-    onehot = tf.one_hot(y, c, dtype=tf.float32)
-    val_y_col = val_y[:, tf.newaxis]
+    wd_lr_cols = tf.repeat(wd * lr, k * c)[tf.newaxis, :]
+    onehot = tf.one_hot(y, c, dtype=tf.float32)  # [N, K, C]
+    val_y_col = val_y[:, tf.newaxis, :]
     # Row weights of each step's batch: 1/B, or 1/(real rows) and 0 on the
     # padding of the last, partial batch.
     real = tf.reshape(tf.cast(tf.range(padded) < n, tf.float32), [steps, batch_size])
@@ -182,12 +188,12 @@ def _train_grid_impl(x, y, val_x, val_y, lr, wd, orders, u_w, m_w, v_w, u_b, m_b
         for step in tf.range(steps):
             idx = order[step]
             xb = tf.gather(x, idx)
-            # One [B, d] x [d, G*C] matmul for all grid points.
+            # One [B, d] x [d, G*K*C] matmul for all grid points and columns.
             logits = tf.nn.bias_add(tf.matmul(xb, u_w), u_b) * lr_cols
-            probs = tf.nn.softmax(tf.reshape(logits, [batch_size, g, c]))
-            # d(cross-entropy)/d(logits) = P - Y, per row and grid point.
-            dlogits = tf.reshape(probs - tf.gather(onehot, idx)[:, tf.newaxis, :],
-                                 [batch_size, gc])
+            probs = tf.nn.softmax(tf.reshape(logits, [batch_size, g, k, c]))
+            # d(cross-entropy)/d(logits) = P - Y, per row, grid point and column.
+            dlogits = tf.reshape(probs - tf.gather(onehot, idx)[:, tf.newaxis, :, :],
+                                 [batch_size, gkc])
             rw = row_weights[step]
             # Row weights (the batch mean) go on the narrow [B, d] side.
             grad_w = _add_scaled(
@@ -207,7 +213,7 @@ def _train_grid_impl(x, y, val_x, val_y, lr, wd, orders, u_w, m_w, v_w, u_b, m_b
                     epsilon=_EPSILON, grad=grad)
 
         val_logits = tf.nn.bias_add(tf.matmul(val_x, u_w), u_b) * lr_cols
-        pred = tf.argmax(tf.reshape(val_logits, [val_x.shape[0], g, c]), axis=-1,
+        pred = tf.argmax(tf.reshape(val_logits, [val_x.shape[0], g, k, c]), axis=-1,
                          output_type=tf.int32)
         correct = correct.write(epoch, tf.reduce_sum(
             tf.cast(tf.equal(pred, val_y_col), tf.int32), axis=0))
@@ -244,22 +250,26 @@ def _grid_function(xla: bool, key: tuple):
 
 
 def _train_grid(x, y, val_x, val_y, lr, wd, orders, *, num_classes, xla=None):
-    """Runs the grid from zero weights; returns (correct [epochs, G], W [d, G*C], b [G*C]).
+    """Runs the grid from zero weights; returns (correct, W [d, G*K*C], b [G*K*C]):
+    correct [epochs, G] for labels y [N] (one factor), [epochs, G, K] for y [N, K].
 
     xla: None picks XLA when a GPU/TPU is visible; on a CPU, XLA for grids of
     at most `_CPU_XLA_MAX_COLUMNS` columns and the TF loop for wider ones.
     """
-    gc = lr.shape[0] * num_classes
+    one = len(y.shape) == 1
+    y, val_y = (tf.reshape(v, [-1, 1]) for v in (y, val_y)) if one else (y, val_y)
+    gc = lr.shape[0] * y.shape[1] * num_classes
     if xla is None:
         accelerator = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
         xla = use_xla(gc, accelerator=bool(accelerator))
     state = [tf.Variable(tf.zeros(shape)) for shape in
              [[x.shape[1], gc]] * 3 + [[gc]] * 3]
-    key = (tuple(x.shape), tuple(val_x.shape), tuple(orders.shape), lr.shape[0], num_classes)
+    key = (tuple(x.shape), tuple(val_x.shape), tuple(orders.shape), lr.shape[0], y.shape[1],
+           num_classes)
     run = _grid_function(xla, key)
     correct = run(x, y, val_x, val_y, lr, wd, orders, *state, num_classes=num_classes)
-    lr_cols = tf.repeat(lr, num_classes)
-    return correct, state[0] * lr_cols, state[3] * lr_cols
+    lr_cols = tf.repeat(lr, y.shape[1] * num_classes)
+    return correct[..., 0] if one else correct, state[0] * lr_cols, state[3] * lr_cols
 
 
 def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 500,
@@ -291,6 +301,43 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
         tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
         num_classes=num_classes)
     return score(correct.numpy(), val_x.shape[0], grid, num_live)
+
+
+def decode_columns(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 500,
+                   batch_size: int = 256, learning_rates: Sequence[float] = LEARNING_RATES,
+                   weight_decays: Sequence[float] = WEIGHT_DECAYS, seed: int = 0) -> list[dict]:
+    """`decode` for K factors with the same number of classes at once (the
+    random bits, DESIGN §4.3): labels [N, K], one result dict per column.
+
+    Column k's decoders are `decode(train_x, train_y[:, k], ...)`'s (the same
+    grid, batches and updates; columns share no weight), trained in one
+    [d, G*K*C] computation instead of K.
+    """
+    train_y, val_y = np.asarray(train_y), np.asarray(val_y)
+    for name, y in (("train_y", train_y), ("val_y", val_y)):
+        if y.ndim != 2 or y.shape[1] == 0:
+            raise UsageError(f"{name}: must be a 2-D integer array [examples, columns], got "
+                             f"shape {y.shape}")
+    if train_y.shape[1] != val_y.shape[1]:
+        raise UsageError(f"val_y: has {val_y.shape[1]} columns, train_y has {train_y.shape[1]}")
+    (train_x, _, val_x, _, num_classes, epochs, batch_size, lrs, wds) = check_inputs(
+        train_x, train_y[:, 0], val_x, val_y[:, 0], num_classes, epochs, batch_size, seed,
+        learning_rates, weight_decays)
+    train_y = _check_labels("train_y", train_y.ravel(), train_y.size, num_classes,
+                            "train_y").reshape(train_y.shape)
+    val_y = _check_labels("val_y", val_y.ravel(), val_y.size, num_classes, "val_y").reshape(val_y.shape)
+    keep, num_live = live_columns(train_x, val_x)
+    if keep is not None:
+        train_x, val_x = train_x[:, keep], val_x[:, keep]
+    grid = [(lr, wd) for lr in lrs for wd in wds]
+    correct, _, _ = _train_grid(
+        tf.constant(train_x), tf.constant(train_y), tf.constant(val_x), tf.constant(val_y),
+        tf.constant([p[0] for p in grid], tf.float32),
+        tf.constant([p[1] for p in grid], tf.float32),
+        tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
+        num_classes=num_classes)
+    correct = correct.numpy()
+    return [score(correct[:, :, k], val_x.shape[0], grid, num_live) for k in range(correct.shape[2])]
 
 
 def check_inputs(train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, seed,
