@@ -73,7 +73,9 @@ def suppression_figure(sup_by_seed: Mapping, title: str, chance: Mapping[str, fl
                     ax.set_xlabel("random bits")
                 if j == 0:
                     ax.set_ylabel(f"{f} decodability")
-        axes[0, -1].legend(loc="lower left", frameon=False)
+        # Below the panels, where it hides no line.
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center",
+                   ncol=len(temps), frameon=False)
         shown = title if len(seeds) == 1 else _seeds_title(title, len(seeds), "band")
         fig.suptitle(shown)
     return fig, len(factors) * len(layers)
