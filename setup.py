@@ -14,6 +14,7 @@ setuptools.setup(
         "keras>=3.10,<4",
         "numpy",
         "scikit-learn",
+        "scipy",  # rank correlations (claims/diagnostics.py); scikit-learn installs it too
         "absl-py",
         "matplotlib",
         "hsluv",

@@ -52,38 +52,37 @@ def decoded_factors(dataset: Dataset) -> list[str]:
         [f for f in splits if f not in names.DSPRITES_FACTORS]
 
 
+def _decode_factors(dataset: Dataset, acts: dict, decode, what: str, log) -> dict:
+    """layer -> factor -> `decode(train_x, train_y, val_x, val_y, classes)`'s
+    result (per-epoch curves left out) on each factor's decoding split."""
+    out: dict = {}
+    for t in TAPS:
+        out[t] = {}
+        for factor in decoded_factors(dataset):
+            tr, va = dataset.decoding_splits[factor]
+            y = dataset.labels[factor]
+            res = decode(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1)
+            res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
+            out[t][factor] = res
+            log(f"  {what} {t:10s} {factor:8s} {res['best_val_accuracy']:.3f}")
+    return out
+
+
 def mlp_decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dict:
     """`decodability`'s factors and splits read by the reduced MLP probe
     (`mlp_decoding.probe_settings`, DESIGN §4.5), per layer and factor."""
     kw = mlp_decoding.probe_settings(config.decoder_epochs)
-    out: dict = {}
-    for t in TAPS:
-        out[t] = {}
-        for factor in decoded_factors(dataset):
-            tr, va = dataset.decoding_splits[factor]
-            y = dataset.labels[factor]
-            res = mlp_decoding.decode_mlp(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1,
-                                          seed=config.seed, **kw)
-            res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
-            out[t][factor] = res
-            log(f"  mlp decodability {t:10s} {factor:8s} {res['best_val_accuracy']:.3f}")
-    return out
+    return _decode_factors(dataset, acts, lambda *a: mlp_decoding.decode_mlp(*a, seed=config.seed, **kw),
+                           "mlp decodability", log)
 
 
 def decodability(config: Config, dataset: Dataset, acts: dict, log=print) -> dict:
-    """Best validation accuracy of linear decoders, per layer and factor."""
-    out: dict = {}
-    for t in TAPS:
-        out[t] = {}
-        for factor in decoded_factors(dataset):
-            tr, va = dataset.decoding_splits[factor]
-            y = dataset.labels[factor]
-            res = decoding.decode(acts[t][tr], y[tr], acts[t][va], y[va], int(y.max()) + 1,
-                                  epochs=config.decoder_epochs, seed=config.seed)
-            res.pop("val_accuracy", None)  # per-epoch curves stay out of the results file
-            out[t][factor] = res
-            log(f"  decodability {t:10s} {factor:8s} {res['best_val_accuracy']:.3f}")
-        if dataset.random_bits.shape[1]:
+    """Best validation accuracy of linear decoders, per layer and factor (and
+    of the random bits, when the model has them)."""
+    out = _decode_factors(dataset, acts, lambda *a: decoding.decode(
+        *a, epochs=config.decoder_epochs, seed=config.seed), "decodability", log)
+    if dataset.random_bits.shape[1]:
+        for t in TAPS:
             out[t][names.BITS] = bits_decodability(config, dataset, acts[t])
             log(f"  decodability {t:10s} {names.BITS:8s} {out[t][names.BITS]['best_val_accuracy']:.3f}")
     return out

@@ -289,10 +289,17 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
     (train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, lrs, wds) = check_inputs(
         train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, seed,
         learning_rates, weight_decays)
+    correct, grid, num_live = _fit_grid(train_x, train_y, val_x, val_y, num_classes, epochs,
+                                        batch_size, lrs, wds, seed)
+    return score(correct, val_x.shape[0], grid, num_live)
+
+
+def _fit_grid(train_x, train_y, val_x, val_y, num_classes, epochs, batch_size, lrs, wds, seed):
+    """Checked inputs (labels [N] or [N, K]) -> (correct counts [epochs, G]
+    or [epochs, G, K], the grid, the number of live features)."""
     keep, num_live = live_columns(train_x, val_x)
     if keep is not None:
         train_x, val_x = train_x[:, keep], val_x[:, keep]
-
     grid = [(lr, wd) for lr in lrs for wd in wds]
     correct, _, _ = _train_grid(
         tf.constant(train_x), tf.constant(train_y), tf.constant(val_x), tf.constant(val_y),
@@ -300,7 +307,7 @@ def decode(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 50
         tf.constant([p[1] for p in grid], tf.float32),
         tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
         num_classes=num_classes)
-    return score(correct.numpy(), val_x.shape[0], grid, num_live)
+    return correct.numpy(), grid, num_live
 
 
 def decode_columns(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: int = 500,
@@ -326,17 +333,8 @@ def decode_columns(train_x, train_y, val_x, val_y, num_classes: int, *, epochs: 
     train_y = _check_labels("train_y", train_y.ravel(), train_y.size, num_classes,
                             "train_y").reshape(train_y.shape)
     val_y = _check_labels("val_y", val_y.ravel(), val_y.size, num_classes, "val_y").reshape(val_y.shape)
-    keep, num_live = live_columns(train_x, val_x)
-    if keep is not None:
-        train_x, val_x = train_x[:, keep], val_x[:, keep]
-    grid = [(lr, wd) for lr in lrs for wd in wds]
-    correct, _, _ = _train_grid(
-        tf.constant(train_x), tf.constant(train_y), tf.constant(val_x), tf.constant(val_y),
-        tf.constant([p[0] for p in grid], tf.float32),
-        tf.constant([p[1] for p in grid], tf.float32),
-        tf.constant(_batch_orders(train_x.shape[0], epochs, batch_size, int(seed))),
-        num_classes=num_classes)
-    correct = correct.numpy()
+    correct, grid, num_live = _fit_grid(train_x, train_y, val_x, val_y, num_classes, epochs,
+                                        batch_size, lrs, wds, seed)
     return [score(correct[:, :, k], val_x.shape[0], grid, num_live) for k in range(correct.shape[2])]
 
 
