@@ -215,6 +215,11 @@ def class_counts(factors: str | None = None) -> dict[str, int]:
     return counts
 
 
+def chance_levels(factors: str | None = None) -> dict[str, float]:
+    """factor -> chance accuracy, 1 / `class_counts(factors)`."""
+    return {f: 1.0 / k for f, k in class_counts(factors).items()}
+
+
 def _ci(lo: Any, hi: Any) -> str:
     return "" if lo is None else f" [{lo:+.2f},{hi:+.2f}]"
 

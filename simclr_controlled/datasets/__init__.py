@@ -29,8 +29,12 @@ def get_dataset(name: str, seed: int = 0, random_bits: int = 0, **params) -> Dat
         dataset = factors.make_dataset(seed=seed, **params)
     else:
         raise UsageError(f"dataset: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
-    if not random_bits:
-        return dataset
+    return with_random_bits(dataset, seed, random_bits) if random_bits else dataset
+
+
+def with_random_bits(dataset: Dataset, seed: int, k: int) -> Dataset:
+    """`dataset` with k random bits per item drawn with `seed` (DESIGN §1.4;
+    their own stream, so the images, labels and splits stay those of `dataset`)."""
     from simclr_controlled.datasets import random_bits as bits_lib
-    return dataclasses.replace(dataset, random_bits=bits_lib.draw(seed, dataset.num_items, random_bits),
-                               params=dict(dataset.params, random_bits=random_bits))
+    return dataclasses.replace(dataset, random_bits=bits_lib.draw(seed, dataset.num_items, k),
+                               params=dict(dataset.params, random_bits=k))

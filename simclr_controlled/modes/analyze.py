@@ -164,6 +164,9 @@ def _label_free_diagnostics(points: list, inv: dict, counts: dict, out: str, see
     return paths, {"label_free_vs_decodability": result, "invariance_map": inv}
 
 
+_SUPPRESSION_TITLE = "decodability against the number of random bits"
+
+
 def analyze_suppression(experiment_dir: str, exp: dict, out: str, seed: int) -> tuple[list, list, dict, dict]:
     """The feature-suppression experiment (DESIGN §5.2): the curves, S1-S3 and the colab-shaped table."""
     from simclr_controlled import figures
@@ -174,10 +177,9 @@ def analyze_suppression(experiment_dir: str, exp: dict, out: str, seed: int) -> 
         t, k = float(res["config"]["temperature"]), int(res["config"]["random_bits"])
         sup.setdefault(t, {})[k] = {layer: {f: v["best_val_accuracy"] for f, v in d.items()}
                                     for layer, d in res["final"]["decodability"].items()}
-    from simclr_controlled.claims import diagnostics
-    chance = {f: 1.0 / k for f, k in diagnostics.class_counts(res["config"].get("factors")).items()}
+    chance = diagnostics.chance_levels(res["config"].get("factors"))
     paths = figures.suppression_curves({seed: sup}, os.path.join(out, "suppression"),
-                                       "decodability against the number of random bits", chance)[0]
+                                       _SUPPRESSION_TITLE, chance)[0]
     table = suppression.colab_table({seed: sup})
     return (paths, claims_lib.check_suppression(sup), {"suppression": sup, "table": table},
             {"suppression": sup, "chance": chance})
@@ -193,8 +195,7 @@ def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> t
     from simclr_controlled import figures, train
     from simclr_controlled.models import TAPS
     from simclr_controlled.probes import activations, cka, pca
-    import dataclasses
-    from simclr_controlled.datasets import random_bits
+    from simclr_controlled import datasets
     acts, dataset, idx = {}, None, None
     for name, folder in exp["models"].items():
         model_dir = os.path.join(experiment_dir, folder)
@@ -204,8 +205,7 @@ def cka_between_models(experiment_dir: str, exp: dict, out: str, seed: int) -> t
             idx = np.asarray(dataset.train_idx)[pca.sample_indices(len(dataset.train_idx), 1000, seed)]
         # The feature-suppression models differ in their bit channels only (the
         # bits have a stream of their own, DESIGN §1.4): redraw them, keep the images.
-        dataset = dataclasses.replace(dataset, random_bits=random_bits.draw(
-            c.seed, dataset.num_items, c.random_bits))
+        dataset = datasets.with_random_bits(dataset, c.seed, c.random_bits)
         images = common.eval_images(c, dataset, idx)
         model, _ = train.restore_model(c, dataset, model_dir)
         acts[name] = activations.compute_activations(model, images)
@@ -277,7 +277,7 @@ def _figures_over_seeds(experiment: str, data: dict, out: str) -> tuple[list, di
         sup = {s: d["suppression"] for s, d in data.items()}
         chance = next(iter(data.values()))["chance"]
         paths = figures.suppression_curves(sup, os.path.join(out, "suppression"),
-                                           "decodability against the number of random bits", chance)[0]
+                                           _SUPPRESSION_TITLE, chance)[0]
         return paths, {"table": suppression.colab_table(sup)}
     dec = {s: d["decodability"] for s, d in data.items()}
     tables = {s: d["invariance"] for s, d in data.items()}
