@@ -288,6 +288,9 @@ def validate(config: Config, num_replicas: int = 1, memory_bytes: int | None = N
     need(positive_int(c.mask_size), "mask_size", "must be a positive integer", c.mask_size)
     need(isinstance(c.crop_size, int) and 0 < c.crop_size <= c.mask_size, "crop_size",
          f"must be an integer in [1, mask_size={c.mask_size}]", c.crop_size)
+    need(not (c.mlp_probe and c.mode in EXPERIMENT_MODES and c.experiment == names.HIERARCHY),
+         "mlp_probe", "decodes sprite factors (--experiment=dsprites_mod or feature_suppression); "
+         "the hierarchy probe has no decoders", c.mlp_probe)
     # --factors, --max_items, --random_bits, and the data's memory where these flags make it.
     data_spec.check(c, memory_bytes if c.mode in DATA_MODES else 0)
     if c.mode in MODEL_MODES:

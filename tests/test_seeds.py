@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,35 @@ def test_plan_jobs_then_analyze_equal_reproduce(reproduced, tmp_path):
         out = subprocess.run(["bash", "-c", job], cwd=ROOT, capture_output=True, text=True, env=env,
                              timeout=900)
         assert out.returncode == 0, (job, out.stderr[-3000:])
+    analyze = run("--mode=analyze", f"--experiment_dir={exp}")
+    assert analyze.returncode == 0, analyze.stderr[-3000:]
+    assert _claims(exp) == _claims(exp_r)
+
+
+def test_seeds_add_up_over_runs(reproduced, tmp_path):
+    """Seed 0's results (checkpoints pruned, as when copied from another
+    machine) recorded in a folder, then --seeds=1 planned there: seed 1 is
+    added and the analysis pools both, equal to reproduce --seeds=0,1."""
+    exp_r, _, _ = reproduced
+    exp = tmp_path / "added"
+    for s in (0, 1):
+        shutil.copytree(exp_r / f"seed_{s}", exp / f"seed_{s}",
+                        ignore=shutil.ignore_patterns("ckpt", "tb", "analysis", ".lock"))
+    top = {"experiment": "hierarchy", "seeds": [0], "replicates": {"0": "seed_0"}}
+    (exp / "experiment.json").write_text(json.dumps(top))
+    one = [a for a in SEEDS if not a.startswith("--seeds")] + ["--seeds=1"]
+    (exp / "seed_0" / "experiment.json").rename(exp / "moved.json")
+    refused = run("--mode=plan", f"--experiment_dir={exp}", *TINY_HIERARCHY, *one)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "records seed 0" in refused.stderr and "seed_0" in refused.stderr
+    assert json.loads((exp / "experiment.json").read_text()) == top
+    (exp / "moved.json").rename(exp / "seed_0" / "experiment.json")
+    plan = run("--mode=plan", f"--experiment_dir={exp}", *TINY_HIERARCHY, *one)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = plan.stdout.splitlines()
+    assert len(jobs) == 1 and "seed_1" in jobs[0] and "seed_0" not in jobs[0]
+    recorded = json.loads((exp / "experiment.json").read_text())
+    assert recorded["seeds"] == [0, 1] and recorded["replicates"] == {"0": "seed_0", "1": "seed_1"}
     analyze = run("--mode=analyze", f"--experiment_dir={exp}")
     assert analyze.returncode == 0, analyze.stderr[-3000:]
     assert _claims(exp) == _claims(exp_r)

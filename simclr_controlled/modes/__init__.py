@@ -18,7 +18,7 @@ the library modules; no library module imports `modes`.
 from __future__ import annotations
 
 from simclr_controlled import config as config_lib
-from simclr_controlled import workdir
+from simclr_controlled import names, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
 from simclr_controlled.modes import analyze, plan, reproduce, show, train
@@ -41,6 +41,9 @@ def check(config: Config) -> None:
         train.check(config)
     elif config.mode == "probe":
         workdir.check_model_to_read(config.model_dir)
+        if config.mlp_probe and workdir.model_config(config.model_dir).dataset == names.HIERARCHY:
+            raise UsageError(f"--mlp_probe: decodes the factors of dsprites_mod and factors models; "
+                             f"{config.model_dir} is a hierarchy model, whose probe has no decoders")
     elif config.mode in ("analyze",) + config_lib.EXPERIMENT_MODES:
         writes = config.mode in config_lib.EXPERIMENT_MODES
         if writes and not config.experiment:

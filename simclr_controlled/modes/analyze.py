@@ -4,7 +4,9 @@ hand: one trained-and-probed model folder per temperature or augmentation
 preset), over one seed or several (layout: `modes.experiment`).
 
 Read: each model folder's `config.json`, `stats.jsonl` (hierarchy) and
-`probe/results.json`. Written: `analysis/` (figures as PNG and PDF,
+`probe/results.json`; the latest checkpoints only for CKA between models,
+which is skipped, with a note, when a folder holds results without weights
+(seeds copied from another machine, `docs/runs/`). Written: `analysis/` (figures as PNG and PDF,
 `claims.json`) of every replicate and, with several seeds, of the
 experiment: the claims pooled over seeds (`claims.seeds`) and the figures as
 the mean over seeds with 95% bootstrap bands; the claims table on stdout.
@@ -21,7 +23,7 @@ import numpy as np
 
 from simclr_controlled import claims as claims_lib
 from simclr_controlled.claims import diagnostics
-from simclr_controlled import files, names, workdir
+from simclr_controlled import checkpoints, files, names, workdir
 from simclr_controlled.config import Config
 from simclr_controlled.errors import UsageError
 from simclr_controlled.modes import common, experiment
@@ -244,8 +246,16 @@ def analyze_replicate(experiment_dir: str, log=print, table: bool = True) -> tup
         paths, results, extra, data = _ANALYSES[exp["experiment"]](experiment_dir, exp, out, seed)
         for c in results:
             c.seeds = [seed]
-        extra["cka_models"], cka_paths = cka_between_models(experiment_dir, exp, out, seed)
-        paths += cka_paths
+        pruned = [f for f in exp["models"].values()
+                  if checkpoints.read_state(os.path.join(experiment_dir, f)) is None]
+        if pruned:
+            # Results copied without their weights (e.g. kept in docs/runs/): every claim and
+            # figure comes from the results files; only CKA between models needs the weights.
+            extra["cka_models"] = {"not_computed": f"no checkpoints in {', '.join(pruned)}"}
+            log(f"  CKA between models not computed: no checkpoints in {', '.join(pruned)}")
+        else:
+            extra["cka_models"], cka_paths = cka_between_models(experiment_dir, exp, out, seed)
+            paths += cka_paths
         files.atomic_write_json(os.path.join(out, "claims.json"),
                                 {"experiment": exp["experiment"], "seed": seed, **label,
                                  "claims": [c.to_json() for c in results],

@@ -10,8 +10,9 @@ Several seeds (`--seeds=0,1,2`): ``E/experiment.json`` = {"experiment",
 "seeds", "replicates": {seed: "seed_<S>"}}, and each ``E/seed_<S>/`` is a
 one-seed experiment folder as above (so it can be analyzed, moved or rerun
 on its own); ``E/analysis/`` holds the claims pooled over seeds and the
-figures with bands. A one-seed folder is not turned into a multi-seed one
-(or back) silently: the checks refuse it and say how to convert.
+figures with bands. Seeds add up over runs (`write`): the pooled analysis
+covers every replicate the folder records. A one-seed folder is not turned
+into a multi-seed one (or back) silently: the checks refuse it and say how to convert.
 """
 from __future__ import annotations
 
@@ -109,6 +110,12 @@ def check_layout(config: Config) -> None:
             f"--seeds: {config.experiment_dir} holds a one-seed experiment (seed {s}); to add "
             f"seeds, move its contents into {os.path.join(config.experiment_dir, seed_folder(s))} "
             "and delete its experiment.json, or give another --experiment_dir")
+    if config.seeds and "replicates" in exp:
+        for s, d in replicate_dirs(config.experiment_dir, exp).items():
+            if s not in config.seeds and not os.path.exists(os.path.join(d, EXPERIMENT_JSON)):
+                raise UsageError(
+                    f"--seeds: {path} records seed {s}, but {os.path.join(d, EXPERIMENT_JSON)} is "
+                    f"missing; restore {d}, or give --seeds with {s} to run it again")
     if not config.seeds and "replicates" in exp:
         seeds = ",".join(str(s) for s in replicate_dirs(config.experiment_dir, exp))
         raise UsageError(
@@ -117,13 +124,28 @@ def check_layout(config: Config) -> None:
             "for one replicate")
 
 
+def recorded_seeds(config: Config) -> tuple[int, ...]:
+    """The seeds a multi-seed folder records beside `config.seeds`, sorted
+    (reads only; `check_layout` has accepted the folder)."""
+    path = os.path.join(config.experiment_dir, EXPERIMENT_JSON)
+    if not config.seeds or not os.path.exists(path):
+        return ()
+    return tuple(sorted(set(replicate_dirs(config.experiment_dir, read(config.experiment_dir)))
+                        - set(config.seeds)))
+
+
 def write(config: Config) -> None:
-    """The experiment.json files of `config` (top level and every replicate)."""
+    """The experiment.json files of `config` (top level and every replicate).
+
+    Seeds add up: a multi-seed folder keeps the replicates it already records
+    (run earlier, on another machine, or by plan jobs) beside `--seeds`, so
+    `--seeds=3,4` after `--seeds=0,1,2` gives five replicates to pool."""
     prov = files.provenance()
     if config.seeds:
+        seeds = sorted(set(config.seeds) | set(recorded_seeds(config)))
         files.atomic_write_json(os.path.join(config.experiment_dir, EXPERIMENT_JSON),
-                                {"experiment": config.experiment, "seeds": list(config.seeds),
-                                 "replicates": {str(s): seed_folder(s) for s in config.seeds},
+                                {"experiment": config.experiment, "seeds": seeds,
+                                 "replicates": {str(s): seed_folder(s) for s in seeds},
                                  "provenance": prov})
     for s, c in replicates(config).items():
         files.atomic_write_json(os.path.join(c.experiment_dir, EXPERIMENT_JSON),

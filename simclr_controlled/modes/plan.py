@@ -76,6 +76,9 @@ def run(config: Config, out=None, err=None) -> int:
     # The streams are looked up at call time (a default bound at import would
     # miss a later redirection of sys.stdout, as pytest's capture does).
     out, err = out or sys.stdout, err or sys.stderr
+    if earlier := experiment.recorded_seeds(config):
+        print(f"# {config.experiment_dir} already records seed(s) {','.join(map(str, earlier))}; "
+              "analyze pools them with these", file=err)
     experiment.write(config)
     script = entry_point()
     lines = jobs(config, script=script)

@@ -78,6 +78,9 @@ def _train_and_probe(name: str, c: Config, log) -> int:
 
 
 def run(config: Config, log=print) -> int:
+    if earlier := experiment.recorded_seeds(config):
+        log(f"{config.experiment_dir} already records seed(s) {','.join(map(str, earlier))}: "
+            "they are pooled with these, not rerun")
     experiment.write(config)
     reps = experiment.replicates(config)
     jobs = [(s, name, c) for s, rep in reps.items() for name, c in experiment.models(rep).items()]
