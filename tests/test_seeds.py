@@ -107,7 +107,8 @@ def test_plan_jobs_then_analyze_equal_reproduce(reproduced, tmp_path):
 def test_seeds_add_up_over_runs(reproduced, tmp_path):
     """Seed 0's results (checkpoints pruned, as when copied from another
     machine) recorded in a folder, then --seeds=1 planned there: seed 1 is
-    added and the analysis pools both, equal to reproduce --seeds=0,1."""
+    added. Reproduce over both retrains neither (results kept without
+    weights) and pools them, equal to the original reproduce --seeds=0,1."""
     exp_r, _, _ = reproduced
     exp = tmp_path / "added"
     for s in (0, 1):
@@ -128,8 +129,11 @@ def test_seeds_add_up_over_runs(reproduced, tmp_path):
     assert len(jobs) == 1 and "seed_1" in jobs[0] and "seed_0" not in jobs[0]
     recorded = json.loads((exp / "experiment.json").read_text())
     assert recorded["seeds"] == [0, 1] and recorded["replicates"] == {"0": "seed_0", "1": "seed_1"}
-    analyze = run("--mode=analyze", f"--experiment_dir={exp}")
-    assert analyze.returncode == 0, analyze.stderr[-3000:]
+    again = run("--mode=reproduce", f"--experiment_dir={exp}", *TINY_HIERARCHY, *SEEDS)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("results kept without checkpoints") == 2  # neither seed retrained
+    assert not list(exp.glob("seed_*/*/ckpt"))
+    assert "CKA between models not computed" in again.stdout
     assert _claims(exp) == _claims(exp_r)
 
 

@@ -1,7 +1,8 @@
 """`--mode=reproduce`: one paper experiment end to end, over one seed or
 several (`--seeds`): train every model of every replicate, probe each,
 analyze (per seed and pooled). Rerunning skips what is finished (a trained
-model is not retrained; a probed checkpoint is not probed again) and
+model is not retrained, nor one whose results were kept without its
+checkpoints; a probed checkpoint is not probed again) and
 resumes what is not, from its latest checkpoint, so an interrupted
 five-seed run continues where it stopped. `check` (through `modes.check`)
 checks every model folder of every seed before TensorFlow starts and
@@ -61,8 +62,23 @@ def check(config: Config) -> None:
             probed_step(c.model_dir)  # a corrupt results file stops us before anything is written
 
 
+def kept_without_weights(c: Config) -> int | None:
+    """The final step of a model kept as results only (its `ckpt/` removed,
+    e.g. a replicate copied from another machine), probed at the end of its
+    training; None otherwise (such a model is trained again)."""
+    step = probed_step(c.model_dir, c.mlp_probe)
+    if c.untrained or step is None or checkpoints.read_state(c.model_dir) is not None:
+        return None
+    from simclr_controlled import train as train_lib  # imports TensorFlow
+    from simclr_controlled.modes import common
+    return step if step >= train_lib.total_steps(c, common.load_dataset(c)) else None
+
+
 def _train_and_probe(name: str, c: Config, log) -> int:
     from simclr_controlled.modes import probe  # imports TensorFlow
+    if (step := kept_without_weights(c)) is not None:
+        log(f"  {name}: results kept without checkpoints (probed at the final step {step}); not retrained")
+        return 0
     if c.untrained:
         train.save_untrained_model(c, log)
     else:
