@@ -125,3 +125,16 @@ def test_mlp_probe_stores_mlp_decodability_at_every_checkpoint(factors_model):
                 assert 0 <= res["best_val_accuracy"] <= 1 and "val_accuracy" not in res
                 assert res["hidden"] == settings["hidden"] and 1 <= res["best_epoch"] <= settings["epochs"]
                 assert len(res["grid"]) == len(settings["learning_rates"]) * len(settings["weight_decays"])
+
+
+def test_model_pca_figure_colours_are_the_crosses_own():
+    """The per-model PCA figure colours the color column with the sprites'
+    palette of the cross (not tab10), or not at all without colour."""
+    from simclr_controlled.datasets import sprites
+    from simclr_controlled.modes.probe import color_palette
+    four = color_palette({"dataset": "factors", "dataset_params": {"factors": "color:4,scale:2,x:4,y:4"}})
+    np.testing.assert_array_equal(four, sprites.palette(4))
+    ten = color_palette({"dataset": "dsprites_mod", "dataset_params": {}})
+    np.testing.assert_array_equal(ten, sprites.palette(10))
+    assert color_palette({"dataset": "factors", "dataset_params": {"factors": "shape:3,x:4,y:4"}}) is None
+    assert color_palette({"dataset": "hierarchy", "dataset_params": {}}) is None

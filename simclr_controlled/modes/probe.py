@@ -179,15 +179,24 @@ def run(config: Config, log=print) -> dict:
     return results
 
 
+def color_palette(results: dict) -> np.ndarray | None:
+    """The sprites' own colours [k, 3], as many as the model's cross has
+    (dsprites_mod: its 10); None for the hierarchy or a cross without colour."""
+    if results["dataset"] == names.HIERARCHY:
+        return None
+    from simclr_controlled.claims import diagnostics
+    from simclr_controlled.datasets import sprites
+    counts = diagnostics.class_counts((results.get("dataset_params") or {}).get("factors"))
+    return sprites.palette(counts["color"]) if "color" in counts else None
+
+
 def write_model_figures(results: dict, out_dir: str, dataset: Dataset) -> list[str]:
     from simclr_controlled import figures
     final = results["final"]
     comps = {t: np.asarray(v["components"]) for t, v in final["pca"].items()}
     labels = {k: np.asarray(v) for k, v in final["pca_labels"].items()}
-    kw = {}
-    if results["dataset"] == "dsprites_mod":
-        from simclr_controlled.datasets import dsprites_mod
-        kw["palette"] = dsprites_mod.palette()
+    palette = color_palette(results)
+    kw = {} if palette is None else {"palette": palette}
     paths, _ = figures.pca_scatter(comps, labels, os.path.join(out_dir, "pca"),
                                    f"PCA of head layers ({os.path.basename(results['model_dir'].rstrip('/'))})", **kw)
     p2, _ = figures.cka_heatmap(final["cka"]["layers"], np.asarray(final["cka"]["linear"]),
