@@ -3,7 +3,6 @@ results both ways, pooled over seeds, the experiment's plan (cells, folders,
 seeds) from flags, the bits' decoders, and its figure."""
 from __future__ import annotations
 
-import io
 import os
 import shlex
 
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 
 from simclr_controlled import claims, figures, names
-from simclr_controlled.claims import suppression
 from simclr_controlled.figures import suppression as suppression_fig
 from simclr_controlled.probes import decoding
 
