@@ -4,6 +4,7 @@ reproduce (resumable when killed between seeds), the pooled analysis, and
 same claims as reproduce."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -104,18 +105,27 @@ def test_plan_jobs_then_analyze_equal_reproduce(reproduced, tmp_path):
     assert _claims(exp) == _claims(exp_r)
 
 
+def _load_keep_script():
+    spec = importlib.util.spec_from_file_location("keep", os.path.join(ROOT, "docs", "runs", "keep.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_seeds_add_up_over_runs(reproduced, tmp_path):
-    """Seed 0's results (checkpoints pruned, as when copied from another
-    machine) recorded in a folder, then --seeds=1 planned there: seed 1 is
+    """Seed 0 kept as results only by docs/runs/keep.py (as when copied from
+    another machine), then --seeds=1 planned there: seed 1 is
     added. Reproduce over both retrains neither (results kept without
     weights) and pools them, equal to the original reproduce --seeds=0,1."""
     exp_r, _, _ = reproduced
     exp = tmp_path / "added"
-    for s in (0, 1):
-        shutil.copytree(exp_r / f"seed_{s}", exp / f"seed_{s}",
-                        ignore=shutil.ignore_patterns("ckpt", "tb", "analysis", ".lock"))
-    top = {"experiment": "hierarchy", "seeds": [0], "replicates": {"0": "seed_0"}}
-    (exp / "experiment.json").write_text(json.dumps(top))
+    keep = _load_keep_script()
+    keep.main(str(exp_r), str(exp), [0])  # as docs/runs/ was made
+    top = json.loads((exp / "experiment.json").read_text())
+    assert top["seeds"] == [0] and sorted(os.listdir(exp / "seed_0" / "temperature_0.1")) == [
+        "config.json", "probe", "stats.jsonl"]
+    shutil.copytree(exp_r / "seed_1", exp / "seed_1",
+                    ignore=shutil.ignore_patterns("ckpt", "tb", "analysis", ".lock"))
     one = [a for a in SEEDS if not a.startswith("--seeds")] + ["--seeds=1"]
     (exp / "seed_0" / "experiment.json").rename(exp / "moved.json")
     refused = run("--mode=plan", f"--experiment_dir={exp}", *TINY_HIERARCHY, *one)
