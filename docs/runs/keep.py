@@ -3,7 +3,7 @@ later session or machine can add seeds and pool (README "Verdicts over seeds").
 
     python docs/runs/keep.py SRC_EXPERIMENT_DIR DST [SEED ...]
 
-Per model folder of each replicate (default: every finished seed): config.json
+Per model folder of each replicate (default: every seed whose models are all probed): config.json
 and probe/results.json as written (every claim is computed from them), and
 stats.jsonl (the curves over training) thinned to every second record
 (epochs 0, 10, ..., 100 at the hierarchy preset's --eval_every_epochs=5)
@@ -46,12 +46,21 @@ def keep_model(src: str, dst: str) -> None:
             f.writelines(json.dumps(_rounded(r)) + "\n" for r in kept)
 
 
+def _probed(rep: str) -> bool:
+    """Every model of the replicate folder `rep` has its probe results."""
+    path = os.path.join(rep, "experiment.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        models = json.load(f)["models"].values()
+    return all(os.path.exists(os.path.join(rep, m, "probe", "results.json")) for m in models)
+
+
 def main(src: str, dst: str, seeds: list[int]) -> None:
     with open(os.path.join(src, "experiment.json")) as f:
         top = json.load(f)
     reps = {int(s): folder for s, folder in top["replicates"].items()}
-    seeds = seeds or sorted(s for s, folder in reps.items()
-                            if os.path.exists(os.path.join(src, folder, "analysis", "claims.json")))
+    seeds = seeds or sorted(s for s, folder in reps.items() if _probed(os.path.join(src, folder)))
     kept = {}
     if os.path.exists(os.path.join(dst, "experiment.json")):
         with open(os.path.join(dst, "experiment.json")) as f:
