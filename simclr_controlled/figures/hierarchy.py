@@ -11,6 +11,9 @@ Decisions where the paper is silent:
 - Each over-training panel scales its own y axis: similarity ranges differ a
   lot between head_input and head_out, and a shared axis would flatten the
   level ordering in the narrower layer.
+- Over seeds, curves are drawn at the evaluations every seed has (the mean
+  over a changing subset of seeds would jump between them); seeds that share
+  none are drawn at every seed's evaluations.
 """
 from __future__ import annotations
 
@@ -99,16 +102,30 @@ def _draw_one(ax, xs, per_seed, style: Style) -> None:
             _line(ax, xs[0], y, None if spread is None else (y - spread, y + spread), style(key))
 
 
+def _common_x(xs) -> np.ndarray:
+    """The x values every seed evaluated, else (no x shared) every seed's x.
+    A mean over a subset of seeds that changes from one x to the next jumps
+    by the spread between seeds: a sawtooth when one replicate's records are
+    thinned (docs/runs/keep.py keeps every second evaluation)."""
+    if not xs:
+        return np.zeros(0)
+    common = xs[0]
+    for xi in xs[1:]:
+        common = np.intersect1d(common, xi)
+    return np.unique(common) if len(common) else np.unique(np.concatenate(xs))
+
+
 def _draw_seeds(ax, xs, per_seed, style: Style) -> None:
-    """Several seeds aligned by x (an x missing from a seed is NaN there): the
-    mean over seeds, shaded by the bootstrap interval over seeds."""
-    x = np.unique(np.concatenate(xs)) if xs else np.zeros(0)
-    cols = [np.searchsorted(x, xi) for xi in xs]
+    """Several seeds aligned by x at the x values they share (`_common_x`; a
+    statistic absent from a seed's record is NaN there): the mean over seeds,
+    shaded by the bootstrap interval over seeds."""
+    x = _common_x(xs)
     for key in dict.fromkeys(k for series in per_seed for k in series):
         grid = np.full((len(per_seed), len(x)), np.nan)
         for s, series in enumerate(per_seed):
             if key in series:
-                grid[s, cols[s]] = series[key][0]
+                hit = np.isin(xs[s], x)
+                grid[s, np.searchsorted(x, xs[s][hit])] = np.asarray(series[key][0])[hit]
         mean, lo, hi = _seed_band(grid)
         if np.isfinite(mean).any():
             _line(ax, x, mean, (lo, hi), style(key))
