@@ -30,23 +30,15 @@ import tensorflow as tf
 from simclr_controlled import names
 from simclr_controlled.augment.color import (BRIGHTNESS, CONTRAST, GRAY_PROB,  # noqa: F401
                                              HUE, JITTER_PROB, SATURATION,
-                                             _rgb_to_hsv, apply_color_jitter,
-                                             color_jitter, color_jitter_params,
-                                             to_grayscale)
+                                             apply_color_jitter, color_jitter,
+                                             color_jitter_params, to_grayscale)
 from simclr_controlled.augment.crops import (AREA_RANGE, ASPECT_RANGE,  # noqa: F401
                                              CROP_ATTEMPTS, MIN_OBJECT_COVERED,
-                                             _assert_crop_size, _bicubic_axis,
-                                             _crop_at, _crop_sampler_constants,
-                                             _CUBIC_TABLE, _CUBIC_TABLE_SIZE,
-                                             _keys_cubic_table, _static_hwc,
+                                             _assert_crop_size, _static_hwc,
                                              center_crop, crop_offsets,
                                              random_crop, random_resized_crop,
                                              resized_crop, resized_crop_boxes)
-from simclr_controlled.augment.seeds import (_STREAM_CROP, _STREAM_FLIP,  # noqa: F401
-                                             _STREAM_JITTER,
-                                             _STREAM_RESIZED_CROP, _hash, _mix,
-                                             _seed_words, _u32, _uniforms,
-                                             _words64, view_seeds)
+from simclr_controlled.augment.seeds import _STREAM_FLIP, _uniforms, view_seeds  # noqa: F401
 from simclr_controlled.errors import UsageError
 
 __all__ = [

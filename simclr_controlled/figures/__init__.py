@@ -42,14 +42,9 @@ from simclr_controlled.figures.common import (ACROSS_VIEW_COLOR,  # noqa: E402,F
                                               BASELINE_COLOR, CHANCE, DPI,
                                               FACTOR_TITLES, FACTORS,
                                               LAYER_COLORS, LAYERS,
-                                              LEVEL_COLORS, PCA_FACTORS, _grid,
-                                              _layer_color, _ordered, _RC,
-                                              _save, _value, level_color)
+                                              LEVEL_COLORS, PCA_FACTORS, _save,
+                                              level_color)
 from simclr_controlled.figures.dsprites import invariance_table  # noqa: E402
-from simclr_controlled.figures.hierarchy import (_LEVEL_RE, _by_time,  # noqa: E402,F401
-                                                 _level_index, _levels,
-                                                 _over_training,
-                                                 _sorted_temperatures, _x_axis)
 
 __all__ = [
     "LAYERS", "FACTORS", "PCA_FACTORS", "CHANCE", "FACTOR_TITLES", "DPI",
