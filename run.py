@@ -17,6 +17,7 @@ uninterrupted run with --deterministic.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -265,8 +266,9 @@ def import_tensorflow_quietly() -> None:
     libraries load and the GPU platform starts, before any log level applies
     (TF_CPP_MIN_LOG_LEVEL does not reach them in TF 2.21), so an error found
     after TF starts would not be the only line on stderr. Held back: INFO
-    lines, absl's "before InitializeLog" banner, and the failed cuInit of a
-    machine without a GPU driver (TF then runs on the CPU). Everything else
+    lines, absl's "before InitializeLog" banner, the failed cuInit of a
+    machine without a GPU driver (TF then runs on the CPU), and the
+    retracing warning of `_PerModelTracing`. Everything else
     (warnings, errors) is passed on. A user who sets TF_CPP_MIN_LOG_LEVEL
     below 2 sees everything.
     """
@@ -276,6 +278,7 @@ def import_tensorflow_quietly() -> None:
         import tensorflow as tf
         tf.config.list_physical_devices("GPU")
         return
+    logging.getLogger("tensorflow").addFilter(_PerModelTracing())
     import tempfile
     sys.stderr.flush()
     saved = os.dup(2)
@@ -293,6 +296,21 @@ def import_tensorflow_quietly() -> None:
             kept = [line for line in lines if not _TF_NOISE.search(line)]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
+
+
+class _PerModelTracing(logging.Filter):
+    """Holds back TF's "N out of the last M calls ... triggered tf.function
+    retracing" warning.
+
+    A run of several models in one process (`reproduce`, its analysis, a
+    probe of every checkpoint) builds each model's training loop, inference
+    step and augmentation anew, and each is traced once for its model. TF's
+    detector counts traces per Python code object, not per function, so
+    these first traces of new functions read to it as retracing of one.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 _TF_NOISE = re.compile(r"^I\d{4} \S+\s+\d+ \S+:\d+\] "

@@ -391,3 +391,20 @@ def test_lock_allows_longer_runs_and_logs_them(tmp_path, capsys):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["train_steps"] == 4 and saved["train_epochs"] == 3
     assert [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
+
+
+def test_per_model_tracing_warning_is_held_back_and_other_warnings_pass():
+    """TF's retracing warning, which a run of several models triggers with one
+    trace per model (run._PerModelTracing), is held back; nothing else is."""
+    import logging
+
+    import run
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 0, message, None, None)
+
+    held = record("5 out of the last 9 calls to <function make_augment.<locals>.augment at 0x7f> "
+                  "triggered tf.function retracing. Tracing is expensive and the excessive number "
+                  "of tracings could be due to (1) creating @tf.function repeatedly in a loop")
+    assert not run._PerModelTracing().filter(held)
+    assert run._PerModelTracing().filter(record("Gradients do not exist for variables"))
