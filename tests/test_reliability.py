@@ -93,34 +93,24 @@ def assert_same_run(model_dir, reference) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The same command uninterrupted: run in this process, in a thread, so it
-    overlaps the interrupted runs (the flags are parsed by run.py itself)."""
-    import run
-    from simclr_controlled import modes
+    """The same command uninterrupted, started first so that it overlaps the
+    interrupted runs. A `python run.py` process like theirs: the test process
+    has oneDNN off (conftest.py), and kernels must match for a bitwise compare."""
     model_dir = tmp_path_factory.mktemp("reference") / "m"
-    if run.F.is_parsed():
-        run.F.unparse_flags()
-    run.F(["run.py", *ARGS, f"--model_dir={model_dir}"])
-    config = run.config_from_flags().with_dataset_defaults()
-    run.F.unparse_flags()
-    result = {}
-
-    def target():
-        try:
-            result["status"] = modes.run(config)
-        except BaseException as e:  # noqa: B902 - reported by get()
-            result["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
+    log = model_dir.parent / "stderr.txt"
+    with open(log, "w") as err:  # a file, not a pipe nobody reads while it runs
+        proc = subprocess.Popen([sys.executable, RUN, *ARGS, f"--model_dir={model_dir}"], env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=err)
 
     def get():
-        thread.join(300)
-        assert not thread.is_alive() and result.get("status") == 0, result
+        code = proc.wait(300)
+        assert code == 0, log.read_text()[-3000:]
         return model_dir
 
     yield get
-    thread.join(300)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def test_kill9_and_sigterm_at_seeded_points_resume_bitwise(tmp_path, reference):
