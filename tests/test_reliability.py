@@ -41,9 +41,9 @@ PROGRESS = re.compile(r"^epoch .* step (\d+)/(\d+) ")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
 
 
-def start(model_dir, *prefix: str) -> subprocess.Popen:
+def start(model_dir, *prefix: str, stdout=subprocess.PIPE, stderr=subprocess.PIPE) -> subprocess.Popen:
     cmd = [sys.executable, *(prefix or [RUN]), *ARGS, f"--model_dir={model_dir}"]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, env=ENV, stdout=stdout, stderr=stderr, text=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
@@ -99,8 +99,7 @@ def reference(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("reference") / "m"
     log = model_dir.parent / "stderr.txt"
     with open(log, "w") as err:  # a file, not a pipe nobody reads while it runs
-        proc = subprocess.Popen([sys.executable, RUN, *ARGS, f"--model_dir={model_dir}"], env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = start(model_dir, stdout=subprocess.DEVNULL, stderr=err)
 
     def get():
         code = proc.wait(300)

@@ -17,6 +17,7 @@ Decisions where the paper is silent:
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Callable, Mapping
@@ -109,10 +110,8 @@ def _common_x(xs) -> np.ndarray:
     thinned (docs/runs/keep.py keeps every second evaluation)."""
     if not xs:
         return np.zeros(0)
-    common = xs[0]
-    for xi in xs[1:]:
-        common = np.intersect1d(common, xi)
-    return np.unique(common) if len(common) else np.unique(np.concatenate(xs))
+    common = np.unique(functools.reduce(np.intersect1d, xs))
+    return common if len(common) else np.unique(np.concatenate(xs))
 
 
 def _draw_seeds(ax, xs, per_seed, style: Style) -> None:
@@ -120,12 +119,13 @@ def _draw_seeds(ax, xs, per_seed, style: Style) -> None:
     statistic absent from a seed's record is NaN there): the mean over seeds,
     shaded by the bootstrap interval over seeds."""
     x = _common_x(xs)
+    hits = [np.isin(xi, x) for xi in xs]  # each seed's records at the shared x
+    cols = [np.searchsorted(x, xi[hit]) for xi, hit in zip(xs, hits)]
     for key in dict.fromkeys(k for series in per_seed for k in series):
         grid = np.full((len(per_seed), len(x)), np.nan)
         for s, series in enumerate(per_seed):
             if key in series:
-                hit = np.isin(xs[s], x)
-                grid[s, np.searchsorted(x, xs[s][hit])] = np.asarray(series[key][0])[hit]
+                grid[s, cols[s]] = np.asarray(series[key][0])[hits[s]]
         mean, lo, hi = _seed_band(grid)
         if np.isfinite(mean).any():
             _line(ax, x, mean, (lo, hi), style(key))
